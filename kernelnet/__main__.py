@@ -1,0 +1,3 @@
+from kernelnet.cli import main
+
+main()

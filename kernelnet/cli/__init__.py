@@ -1,0 +1,39 @@
+"""The ``kernelnet`` command-line interface (Typer)."""
+
+from typing import Annotated, Optional
+
+import typer
+
+import kernelnet
+from kernelnet.cli import experiments
+
+app = typer.Typer(
+    name="kernelnet",
+    help="Classic machine-learning experiments from first principles: SVMs (primal and "
+    "dual), kernels, neural networks. Every run writes a folder with its resolved config, "
+    "metrics tables, parameters and plots; the last line printed is that folder.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kernelnet {kernelnet.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """kernelnet command-line interface."""
+
+
+experiments.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""From parsed command-line options to a finished run: the path every experiment takes."""
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+import kernelnet
+from kernelnet.cli.options import CommonOptions
+from kernelnet.cli.render import cell_progress, diagnostics, print_tables, stderr_console, stdout_console
+from kernelnet.config import RawConfig, dump_config, read_config_file
+from kernelnet.errors import ConfigError, KernelnetError
+from kernelnet.experiments import REGISTRY, get_experiment
+from kernelnet.experiments.base import Experiment
+from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
+
+EXIT_INTERRUPTED = 130
+
+
+def configs_dir() -> Path:
+    """``./configs`` if present, else the configs shipped beside the package."""
+    local = Path("configs")
+    return local if local.is_dir() else Path(kernelnet.__file__).resolve().parent.parent / "configs"
+
+
+def default_config(name: str) -> Path | None:
+    path = configs_dir() / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """kernelnet errors become one line on stderr and their exit code; Ctrl-C exits 130."""
+    try:
+        yield
+    except KernelnetError as exc:
+        if debug:
+            raise
+        stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False,
+                               soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        stderr_console().print("[bold yellow]interrupted[/]: the run folder is marked interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
+        if debug:
+            raise
+        stderr_console().print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(rerun with --debug for the traceback)", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def build_config(experiment: Experiment, raw: RawConfig, common: CommonOptions,
+                 flags: dict[str, str | None]) -> dict:
+    """Apply --set items, then explicit flags (highest precedence), and validate."""
+    for item in common.set:
+        raw.override(item)
+    for key, (flag, value) in flags.items():
+        if value is not None:
+            raw.override(f"{key}={value}", source=flag)
+    if common.seed is not None:
+        raw.set("seed", common.seed, "--seed")
+    return resolve_experiment_config(experiment, raw)
+
+
+def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) -> RunOutcome:
+    with diagnostics(common.quiet, common.debug), \
+            cell_progress(experiment.name, not common.quiet) as progress:
+        outcome = execute(experiment, resolved, common.runs_dir, sys.argv, progress)
+    if not common.quiet:
+        print_tables(outcome.tables, stdout_console())
+        if outcome.failures:
+            stderr_console().print(
+                f"[bold red]{len(outcome.failures)} of {len(outcome.results)} cell(s) "
+                f"{outcome.status}[/]; the other cells' results are in the run folder")
+    return outcome
+
+
+def print_run_path(outcome: RunOutcome) -> None:
+    sys.stdout.write(f"{outcome.run.path}\n")
+    sys.stdout.flush()
+
+
+def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | None]]) -> None:
+    """Run experiment ``name`` from its default (or --config) config; exit with its code."""
+    with user_errors(common.debug):
+        experiment = get_experiment(name)
+        path = common.config or default_config(name)
+        raw = read_config_file(path) if path else RawConfig()
+        resolved = build_config(experiment, raw, common, flags)
+        if common.print_config:
+            sys.stdout.write(dump_config(resolved))
+            return
+        outcome = run_resolved(experiment, resolved, common)
+    print_run_path(outcome)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def launch_files(paths: list[Path], common: CommonOptions) -> None:
+    """``kernelnet run``: each file's ``experiment:`` key picks the experiment."""
+    worst = 0
+    for path in paths:
+        with user_errors(common.debug):
+            raw = read_config_file(path)
+            if "experiment" not in raw.values:
+                raise ConfigError(
+                    f"{path}:1:1: experiment: is required (valid: {', '.join(REGISTRY)})")
+            experiment = get_experiment(raw.values["experiment"], str(raw.locations["experiment"]))
+            resolved = build_config(experiment, raw, common, {})
+            if common.print_config:
+                sys.stdout.write(dump_config(resolved))
+                continue
+            outcome = run_resolved(experiment, resolved, common)
+        print_run_path(outcome)
+        worst = max(worst, outcome.exit_code)
+    if worst:
+        raise typer.Exit(worst)

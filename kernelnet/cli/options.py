@@ -1,0 +1,69 @@
+"""Options shared by every experiment command, added to each command's signature once.
+
+``experiment_command`` appends ``--config``, ``--set``, ``--runs-dir``, ``--seed``,
+``--quiet``, ``--print-config`` and ``--debug`` to a command function, collects them into
+a :class:`CommonOptions` and passes that as the function's first argument.
+"""
+
+import functools
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+PANEL = "Common options"
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    config: Optional[Path]
+    set: list[str]
+    runs_dir: Path
+    seed: Optional[int]
+    quiet: bool
+    print_config: bool
+    debug: bool
+
+
+def _option(name: str, annotation, default, *decls: str, help: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, typer.Option(*decls, help=help, rich_help_panel=PANEL)],
+    )
+
+
+COMMON_PARAMETERS = [
+    _option("config", Optional[Path], None, "--config", "-c",
+            help="YAML config to start from (default: configs/<command>.yaml)."),
+    _option("set", Optional[list[str]], None, "--set", "-s",
+            help="Override a value: --set svm.C=10. Commas sweep: --set svm.C=0.1,1,10. "
+                 "Repeatable; applied after the config file."),
+    _option("runs_dir", Path, Path("runs"), "--runs-dir",
+            help="Where run folders go: <runs-dir>/<experiment>/<time>-<id>/."),
+    _option("seed", Optional[int], None, "--seed", help="Run seed (overrides the config's seed)."),
+    _option("quiet", bool, False, "--quiet", "-q",
+            help="Print only the run folder path (and errors)."),
+    _option("print_config", bool, False, "--print-config",
+            help="Print the fully resolved config and exit without running."),
+    _option("debug", bool, False, "--debug", help="Show tracebacks and debug logging."),
+]
+
+
+def with_common_options(func):
+    """Make ``func(common, **specific)`` a Typer command taking the common options too."""
+    specific = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+    names = [p.name for p in COMMON_PARAMETERS]
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        common = CommonOptions(**{name: kwargs.pop(name) for name in names})
+        common = CommonOptions(**{**common.__dict__, "set": list(common.set or [])})
+        return func(common, **kwargs)
+
+    command.__signature__ = inspect.Signature(specific + COMMON_PARAMETERS)
+    del command.__wrapped__  # so inspect.signature reads __signature__, not func's
+    return command

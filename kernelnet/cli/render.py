@@ -1,0 +1,72 @@
+"""Terminal output: rich tables on stdout, progress and diagnostics on stderr."""
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from rich import box
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from kernelnet.experiments.base import CellResult
+from kernelnet.tables import Table
+
+
+def stdout_console() -> Console:
+    # Off a terminal (pipes, files, CI) keep tables wide enough not to wrap numbers.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def rich_table(table: Table) -> RichTable:
+    shown = RichTable(title=table.title, caption=table.note or None, box=box.SIMPLE_HEAVY,
+                      title_style="bold", caption_justify="left")
+    for index, column in enumerate(table.columns):
+        shown.add_column(column, justify=table.alignment(index), overflow="fold")
+    for row in table.rows:
+        shown.add_row(*row)
+    return shown
+
+
+def print_tables(tables: list[Table], console: Console) -> None:
+    for table in tables:
+        console.print(rich_table(table))
+
+
+@contextlib.contextmanager
+def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
+    """Route kernelnet's log records (warnings, or everything with --debug) to stderr."""
+    logger = logging.getLogger("kernelnet")
+    handler = RichHandler(console=stderr_console(), show_path=debug, show_time=False,
+                          rich_tracebacks=debug)
+    handler.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def cell_progress(title: str, enabled: bool) -> Iterator:
+    """A progress bar over grid cells on stderr, only when stderr is a terminal."""
+    console = stderr_console()
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[cell]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(title, total=None, cell="")
+
+        def advance(done: int, total: int, result: CellResult) -> None:
+            mark = "" if result.ok else f" [red]{result.status}[/]"
+            progress.update(task, completed=done, total=total, cell=result.cell.id + mark)
+
+        yield advance

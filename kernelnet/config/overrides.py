@@ -1,0 +1,52 @@
+"""``--set dotted.key=value`` overrides, applied on top of a config file's raw mapping.
+
+Values are parsed by the same strict YAML rules as files (``1e-3`` is a float, ``yes`` is
+refused). A bare comma list (``--set svm.C=0.1,1,10``) is a sweep, as is a YAML flow list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernelnet.config.yaml_loader import Location, config_error, load_yaml
+
+
+def parse_override(item: str, source: str = "--set") -> tuple[str, Any, Location]:
+    """``"svm.C=0.1,1"`` -> ``("svm.C", [0.1, 1], Location("--set svm.C=0.1,1"))``."""
+    where = Location(f"{source} {item}")
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise config_error(where, "", "expected dotted.key=value")
+    text = text.strip()
+    if "," in text and text[:1] not in "[{\"'":
+        text = f"[{text}]"
+    value, _ = load_yaml(text, str(where)) if text else (None, {})
+    return key, value, where
+
+
+def _descendants(path: str, value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [path] + [p for i, v in enumerate(value) for p in _descendants(f"{path}[{i}]", v)]
+    if isinstance(value, dict):
+        return [path] + [p for k, v in value.items() for p in _descendants(f"{path}.{k}", v)]
+    return [path]
+
+
+def apply_override(
+    raw: dict[str, Any], locations: dict[str, Location], key: str, value: Any, where: Location
+) -> None:
+    """Set ``raw[key]`` (dotted) to ``value`` and point every affected path at ``where``."""
+    *parents, leaf = key.split(".")
+    node, path = raw, ""
+    for part in parents:
+        path = f"{path}.{part}" if path else part
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise config_error(where, path, "is a single value, not a section")
+        node = child
+    node[leaf] = value
+    for stale in [p for p in locations if p == key or p.startswith((key + ".", key + "["))]:
+        del locations[stale]
+    for path in _descendants(key, value):
+        locations[path] = where

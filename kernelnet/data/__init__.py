@@ -1,0 +1,1 @@
+"""Dataset registry, loaders and input validation."""

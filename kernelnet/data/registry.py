@@ -1,0 +1,146 @@
+"""The shipped datasets: where each lives under ``data/``, its sha256 pin, how to load it.
+
+The data folder is ``$KERNELNET_DATA`` if set, else ``data/`` beside the package (the
+repository checkout), else ``./data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import kernelnet
+from kernelnet.data.validation import binary_labels, check_X_y
+from kernelnet.errors import DataError
+
+
+@dataclass(frozen=True)
+class NpzDataset:
+    """A train/test split stored as one .npz with X_train, y_train, X_test, y_test."""
+
+    name: str
+    relative_path: str
+    sha256: str
+    description: str
+
+
+@dataclass(frozen=True)
+class BinarySplit:
+    """A two-class train/test split with labels mapped to float64 {-1, +1}."""
+
+    name: str
+    X_train: np.ndarray  # (n_train, n_features) float64
+    y_train: np.ndarray  # (n_train,) float64 in {-1, +1}
+    X_test: np.ndarray
+    y_test: np.ndarray
+    label_mapping: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+
+TOY2D = ("moons", "circles", "linear", "xor")
+
+_NPZ_DATASETS = {
+    spec.name: spec
+    for spec in [
+        NpzDataset(
+            "iris_binary",
+            "iris_binary/iris_binary.npz",
+            "8206a3215ecaa1f72a5b627e9aa02b0490f4f1bca3fc55b6f7dfe9e947718ffa",
+            "two-class Iris, 4 features, 76 train / 24 test",
+        ),
+        NpzDataset(
+            "moons",
+            "toy2d/moons.npz",
+            "658c616df7c9e0e352afae4f839de2e68e2618c619370e72f1f684223d84be9f",
+            "two interleaved half circles, noise 0.3, 60 train / 40 test",
+        ),
+        NpzDataset(
+            "circles",
+            "toy2d/circles.npz",
+            "7a95d7d5ff9c2b8a0603aa0d560ccef0a0794b08bde58ee346f9a5fe3d2a5646",
+            "two concentric circles, noise 0.2, 60 train / 40 test",
+        ),
+        NpzDataset(
+            "linear",
+            "toy2d/linear.npz",
+            "38ef6542f82da4030b3b058b65500e4b2fa7b64c925ac26e1e0efe35288df12e",
+            "two roughly linearly separable blobs, 60 train / 40 test",
+        ),
+        NpzDataset(
+            "xor",
+            "toy2d/xor.npz",
+            "0a091ad655c3062bdf9eb2e58913c72be6714ace2800232fe2598e92e6145ed3",
+            "four Gaussian blobs labelled by XOR, 60 train / 40 test",
+        ),
+    ]
+}
+
+BINARY_DATASETS = tuple(_NPZ_DATASETS)
+
+
+def data_root() -> Path:
+    """Where datasets are looked for (see module docstring)."""
+    if os.environ.get("KERNELNET_DATA"):
+        return Path(os.environ["KERNELNET_DATA"])
+    beside_package = Path(kernelnet.__file__).resolve().parent.parent / "data"
+    return beside_package if beside_package.is_dir() else Path("data")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_path(relative: str, sha256: str, root: Path | None = None) -> Path:
+    """The dataset file's path after checking it exists and matches its sha256 pin."""
+    path = (root or data_root()) / relative
+    if not path.is_file():
+        raise DataError(
+            f"dataset file not found: {path} (it ships with kernelnet under data/{relative}; "
+            "set KERNELNET_DATA to the folder holding it)"
+        )
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise DataError(f"{path}: sha256 mismatch (expected {sha256}, got {actual}); file is corrupt")
+    return path
+
+
+def load_binary(name: str, root: Path | None = None) -> BinarySplit:
+    """Load a shipped two-class dataset, verified and validated, labels mapped to {-1, +1}."""
+    if name not in _NPZ_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid: {', '.join(_NPZ_DATASETS)}")
+    spec = _NPZ_DATASETS[name]
+    path = verified_path(spec.relative_path, spec.sha256, root)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            parts = {key: arrays[key] for key in ("X_train", "y_train", "X_test", "y_test")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: cannot read dataset: {exc}") from None
+    X_train, y_train = check_X_y(parts["X_train"], parts["y_train"], "X_train")
+    X_test, y_test = check_X_y(parts["X_test"], parts["y_test"], "X_test")
+    if X_test.shape[1] != X_train.shape[1]:
+        raise DataError(
+            f"{path}: X_test has {X_test.shape[1]} features but X_train has {X_train.shape[1]}"
+        )
+    y_train_pm, mapping = binary_labels(y_train)
+    unknown = set(np.unique(y_test).astype(str).tolist()) - set(mapping)
+    if unknown:
+        raise DataError(f"{path}: y_test has labels not seen in training: {sorted(unknown)}")
+    y_test_pm = np.array([mapping[str(v)] for v in y_test.tolist()], dtype=np.float64)
+    return BinarySplit(name, X_train, y_train_pm, X_test, y_test_pm, mapping)
+
+
+def verify_binary(names) -> None:
+    """Load each named dataset once so that a data problem stops a run before it starts."""
+    for name in dict.fromkeys(names):
+        load_binary(name)

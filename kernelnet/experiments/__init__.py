@@ -1,0 +1,21 @@
+"""The experiment registry: command name -> :class:`~kernelnet.experiments.base.Experiment`."""
+
+from __future__ import annotations
+
+from kernelnet.errors import ConfigError
+from kernelnet.experiments import kernel_table, svm_primal
+from kernelnet.experiments.base import Experiment
+
+REGISTRY: dict[str, Experiment] = {
+    experiment.name: experiment for experiment in (svm_primal.EXPERIMENT, kernel_table.EXPERIMENT)
+}
+
+
+def get_experiment(name: object, where: str = "") -> Experiment:
+    """Look up an experiment; an unknown name is a config error listing the valid ones."""
+    if name not in REGISTRY:
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(
+            f"{prefix}experiment: unknown experiment {name!r}; valid: {', '.join(REGISTRY)}"
+        )
+    return REGISTRY[name]

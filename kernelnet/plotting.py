@@ -1,0 +1,125 @@
+"""Figures as PNG files. Uses matplotlib's object API (``Figure``), never pyplot, so no
+global backend or figure state is touched; PNGs render with Agg."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from kernelnet.runs import RunDir
+
+NEGATIVE, POSITIVE = "#d7301f", "#2166ac"  # class colours: red for -1, blue for +1
+
+
+def save(run: RunDir, relative: str, figure: Figure, dpi: int = 120) -> None:
+    """Write ``figure`` atomically into the run folder."""
+    run.write_with(relative, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+
+
+def primal_history(
+    objective: np.ndarray,
+    train_accuracy: np.ndarray,
+    test_accuracy: np.ndarray,
+    marked_epochs: Sequence[int],
+    title: str,
+) -> Figure:
+    """Objective (left) and accuracy (right) against epoch; epoch 0 is the starting point."""
+    epochs = np.arange(objective.size)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    left.plot(epochs, objective, color="#333333", lw=1.8)
+    marks = [e for e in marked_epochs if e < objective.size]
+    left.scatter(marks, objective[marks], color="#e6550d", zorder=3, label="sweep points")
+    left.set(xlabel="epoch", ylabel="E(w, b)", title="Training objective", yscale="log")
+    left.legend(frameon=False)
+    right.plot(epochs, 100 * train_accuracy, label="train", color="#756bb1", lw=1.8)
+    right.plot(epochs, 100 * test_accuracy, label="test", color="#31a354", lw=1.8)
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 102))
+    right.legend(frameon=False, loc="lower right")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+    figure.suptitle(title)
+    return figure
+
+
+def weight_bars(labels: Sequence[str], weights: np.ndarray, biases: np.ndarray) -> Figure:
+    """Grouped bars: one group per weight component (and b), one bar per sweep point."""
+    values = np.column_stack([weights, biases])  # (points, d + 1)
+    names = [f"w{i}" for i in range(weights.shape[1])] + ["b"]
+    figure = Figure(figsize=(max(6, 1.4 * len(names) + 2), 4), layout="constrained")
+    axes = figure.subplots()
+    width = 0.8 / len(labels)
+    shades = colormaps["viridis"](np.linspace(0.1, 0.85, len(labels)))
+    for i, label in enumerate(labels):
+        axes.bar(np.arange(len(names)) + (i - (len(labels) - 1) / 2) * width, values[i], width,
+                 label=label, color=shades[i])
+    axes.axhline(0, color="black", lw=0.8)
+    axes.set_xticks(np.arange(len(names)), names)
+    axes.set(title="Learned parameters per sweep point", ylabel="value")
+    axes.legend(frameon=False, fontsize="small")
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def _decision_panel(
+    axes,
+    decision: Callable[[np.ndarray], np.ndarray],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    support: np.ndarray,
+    resolution: int,
+) -> None:
+    both = np.vstack([X_train, X_test])
+    low, high = both.min(axis=0) - 0.5, both.max(axis=0) + 0.5
+    xs, ys = np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    values = decision(np.column_stack([grid_x.ravel(), grid_y.ravel()])).reshape(grid_x.shape)
+    reach = max(float(np.percentile(np.abs(values), 98)), 1.0)
+    axes.contourf(grid_x, grid_y, np.clip(values, -reach, reach), levels=np.linspace(-reach, reach, 21),
+                  cmap="RdBu", alpha=0.75)
+    axes.contour(grid_x, grid_y, values, levels=[-1, 0, 1], colors="k",
+                 linestyles=["--", "-", "--"], linewidths=[0.8, 1.6, 0.8])
+    colours = np.where(y_train > 0, POSITIVE, NEGATIVE)
+    axes.scatter(X_train[:, 0], X_train[:, 1], c=colours, s=22, edgecolors="k", linewidths=0.6)
+    axes.scatter(X_test[:, 0], X_test[:, 1], c=np.where(y_test > 0, POSITIVE, NEGATIVE), s=26,
+                 marker="^", edgecolors="white", linewidths=0.6, alpha=0.9)
+    axes.scatter(X_train[support, 0], X_train[support, 1], s=90, facecolors="none",
+                 edgecolors="black", linewidths=0.9)
+    axes.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), xticks=[], yticks=[])
+
+
+def decision_grid(panels: list[list[dict | None]], row_labels: list[str], col_labels: list[str],
+                  resolution: int = 200, title: str = "") -> Figure:
+    """A rows x columns grid of decision-function panels.
+
+    Each panel is a dict with keys decision, X_train, y_train, X_test, y_test, support and
+    caption, or None for a cell that has no model (drawn empty with its reason).
+    """
+    rows, cols = len(row_labels), len(col_labels)
+    figure = Figure(figsize=(3.1 * cols, 3.0 * rows + 0.6), layout="constrained")
+    grid = np.atleast_2d(figure.subplots(rows, cols, squeeze=False))
+    for r in range(rows):
+        for c in range(cols):
+            axes, panel = grid[r, c], panels[r][c]
+            if panel is None or panel.get("decision") is None:
+                axes.text(0.5, 0.5, (panel or {}).get("caption", "no model"), ha="center",
+                          va="center", transform=axes.transAxes, wrap=True)
+                axes.set(xticks=[], yticks=[])
+            else:
+                _decision_panel(axes, panel["decision"], panel["X_train"], panel["y_train"],
+                                panel["X_test"], panel["y_test"], panel["support"], resolution)
+                axes.set_title(panel["caption"], fontsize="medium")
+            if c == 0:
+                axes.set_ylabel(row_labels[r], fontsize="large")
+            if r == 0 and rows > 1:
+                axes.set_title(f"{col_labels[c]}\n" + axes.get_title(), fontsize="medium")
+    legend = ("o train   ^ test   ○ support vector   — f(x)=0   -- f(x)=±1   "
+              "blue: +1, red: -1")
+    figure.suptitle(f"{title}\n{legend}" if title else legend, fontsize="medium")
+    return figure

@@ -1,0 +1,1 @@
+"""Support vector machines: primal gradient descent and the dual QP."""
