@@ -5,7 +5,8 @@ from typing import Annotated, Optional
 import typer
 
 import kernelnet
-from kernelnet.cli import experiments
+from kernelnet.cli import experiments, reproduce
+from kernelnet.cli.runs import runs_app
 
 app = typer.Typer(
     name="kernelnet",
@@ -33,6 +34,8 @@ def root(
 
 
 experiments.register(app)
+reproduce.register(app)
+app.add_typer(runs_app, name="runs")
 
 
 def main() -> None:

@@ -1,0 +1,48 @@
+"""``kernelnet reproduce``: every shipped config, one report."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kernelnet.cli.launch import configs_dir, user_errors
+from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
+from kernelnet.errors import ConfigError
+from kernelnet.reproduce import report_table, reproduce
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("reproduce")
+    def reproduce_command(
+        configs: Annotated[Optional[Path], typer.Option(
+            "--configs", help="Folder of configs to run (default: the shipped configs/).")] = None,
+        runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path("runs"),
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report folder.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    ) -> None:
+        """Run every config in configs/ and write REPORT.md (what `make reproduce` runs).
+
+        Each experiment gets its own run folder; the report folder
+        (<runs-dir>/reproduce/<time>-<id>/) links them. Exits 1 if any experiment failed.
+        """
+        folder = configs or configs_dir()
+        with user_errors(debug):
+            paths = sorted(folder.glob("*.yaml"))
+            if not paths:
+                raise ConfigError(f"no *.yaml configs found in {folder}")
+            console = stderr_console()
+
+            def announce(run) -> None:
+                if not quiet:
+                    colour = "green" if run.status == "complete" else "red"
+                    console.print(f"[{colour}]{run.status:>9}[/] {run.config.name} "
+                                  f"({run.seconds:.1f} s) {run.run_path or run.error}")
+
+            with diagnostics(quiet, debug):
+                report, results = reproduce(paths, runs_dir, on_run=announce)
+        if not quiet:
+            print_tables([report_table(results, report.path)], stdout_console())
+        sys.stdout.write(f"{report.path}\n")
+        if any(r.status != "complete" for r in results):
+            raise typer.Exit(1)
