@@ -127,6 +127,7 @@ def _walk(node: yaml.Node, path: str, source: str, locations: dict[str, Location
             )
         first_line[key] = key_where.line
         result[key] = _walk(value_node, child, source, locations)
+        locations[child] = key_where  # errors about a key's value point at the key
     return result
 
 
