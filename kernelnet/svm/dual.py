@@ -201,10 +201,11 @@ def fit_bias(
     if free.any():
         return float(margin_gap[free].mean()), int(free.sum())
     # libsvm: the bias must keep every bounded alpha optimal; take the middle of the range.
-    upper_side = (at_upper & (y > 0)) | (at_lower & (y < 0))  # need bias >= margin_gap
-    lower_side = ~upper_side
-    low = margin_gap[upper_side].max() if upper_side.any() else -np.inf
-    high = margin_gap[lower_side].min() if lower_side.any() else np.inf
+    # alpha_i = C_i means y_i f(x_i) <= 1, alpha_i = 0 means y_i f(x_i) >= 1; either way a
+    # one-sided bound on the bias at margin_gap_i, whose side depends on y_i.
+    bias_at_least = (at_upper & (y < 0)) | (at_lower & (y > 0))
+    low = margin_gap[bias_at_least].max() if bias_at_least.any() else -np.inf
+    high = margin_gap[~bias_at_least].min() if (~bias_at_least).any() else np.inf
     if not np.isfinite(low):
         return float(high), 0
     if not np.isfinite(high):
