@@ -55,8 +55,13 @@ def weight_bars(labels: Sequence[str], weights: np.ndarray, biases: np.ndarray) 
     width = 0.8 / len(labels)
     shades = colormaps["viridis"](np.linspace(0.1, 0.85, len(labels)))
     for i, label in enumerate(labels):
-        axes.bar(np.arange(len(names)) + (i - (len(labels) - 1) / 2) * width, values[i], width,
-                 label=label, color=shades[i])
+        axes.bar(
+            np.arange(len(names)) + (i - (len(labels) - 1) / 2) * width,
+            values[i],
+            width,
+            label=label,
+            color=shades[i],
+        )
     axes.axhline(0, color="black", lw=0.8)
     axes.set_xticks(np.arange(len(names)), names)
     axes.set(title="Learned parameters per sweep point", ylabel="value")
@@ -81,21 +86,53 @@ def _decision_panel(
     grid_x, grid_y = np.meshgrid(xs, ys)
     values = decision(np.column_stack([grid_x.ravel(), grid_y.ravel()])).reshape(grid_x.shape)
     reach = max(float(np.percentile(np.abs(values), 98)), 1.0)
-    axes.contourf(grid_x, grid_y, np.clip(values, -reach, reach), levels=np.linspace(-reach, reach, 21),
-                  cmap="RdBu", alpha=0.75)
-    axes.contour(grid_x, grid_y, values, levels=[-1, 0, 1], colors="k",
-                 linestyles=["--", "-", "--"], linewidths=[0.8, 1.6, 0.8])
+    axes.contourf(
+        grid_x,
+        grid_y,
+        np.clip(values, -reach, reach),
+        levels=np.linspace(-reach, reach, 21),
+        cmap="RdBu",
+        alpha=0.75,
+    )
+    axes.contour(
+        grid_x,
+        grid_y,
+        values,
+        levels=[-1, 0, 1],
+        colors="k",
+        linestyles=["--", "-", "--"],
+        linewidths=[0.8, 1.6, 0.8],
+    )
     colours = np.where(y_train > 0, POSITIVE, NEGATIVE)
     axes.scatter(X_train[:, 0], X_train[:, 1], c=colours, s=22, edgecolors="k", linewidths=0.6)
-    axes.scatter(X_test[:, 0], X_test[:, 1], c=np.where(y_test > 0, POSITIVE, NEGATIVE), s=26,
-                 marker="^", edgecolors="white", linewidths=0.6, alpha=0.9)
-    axes.scatter(X_train[support, 0], X_train[support, 1], s=90, facecolors="none",
-                 edgecolors="black", linewidths=0.9)
+    axes.scatter(
+        X_test[:, 0],
+        X_test[:, 1],
+        c=np.where(y_test > 0, POSITIVE, NEGATIVE),
+        s=26,
+        marker="^",
+        edgecolors="white",
+        linewidths=0.6,
+        alpha=0.9,
+    )
+    axes.scatter(
+        X_train[support, 0],
+        X_train[support, 1],
+        s=90,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=0.9,
+    )
     axes.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), xticks=[], yticks=[])
 
 
-def decision_grid(panels: list[list[dict | None]], row_labels: list[str], col_labels: list[str],
-                  resolution: int = 200, title: str = "") -> Figure:
+def decision_grid(
+    panels: list[list[dict | None]],
+    row_labels: list[str],
+    col_labels: list[str],
+    resolution: int = 200,
+    title: str = "",
+) -> Figure:
     """A rows x columns grid of decision-function panels.
 
     Each panel is a dict with keys decision, X_train, y_train, X_test, y_test, support and
@@ -108,18 +145,32 @@ def decision_grid(panels: list[list[dict | None]], row_labels: list[str], col_la
         for c in range(cols):
             axes, panel = grid[r, c], panels[r][c]
             if panel is None or panel.get("decision") is None:
-                axes.text(0.5, 0.5, (panel or {}).get("caption", "no model"), ha="center",
-                          va="center", transform=axes.transAxes, wrap=True)
+                axes.text(
+                    0.5,
+                    0.5,
+                    (panel or {}).get("caption", "no model"),
+                    ha="center",
+                    va="center",
+                    transform=axes.transAxes,
+                    wrap=True,
+                )
                 axes.set(xticks=[], yticks=[])
             else:
-                _decision_panel(axes, panel["decision"], panel["X_train"], panel["y_train"],
-                                panel["X_test"], panel["y_test"], panel["support"], resolution)
+                _decision_panel(
+                    axes,
+                    panel["decision"],
+                    panel["X_train"],
+                    panel["y_train"],
+                    panel["X_test"],
+                    panel["y_test"],
+                    panel["support"],
+                    resolution,
+                )
                 axes.set_title(panel["caption"], fontsize="medium")
             if c == 0:
                 axes.set_ylabel(row_labels[r], fontsize="large")
             if r == 0 and rows > 1:
                 axes.set_title(f"{col_labels[c]}\n" + axes.get_title(), fontsize="medium")
-    legend = ("o train   ^ test   ○ support vector   — f(x)=0   -- f(x)=±1   "
-              "blue: +1, red: -1")
+    legend = "o train   ^ test   ○ support vector   — f(x)=0   -- f(x)=±1   blue: +1, red: -1"
     figure.suptitle(f"{title}\n{legend}" if title else legend, fontsize="medium")
     return figure

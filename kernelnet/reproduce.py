@@ -35,34 +35,55 @@ def run_config(path: Path, runs_dir: Path, progress: Callable | None = None) -> 
         raw: RawConfig = read_config_file(path)
         experiment = get_experiment(raw.values.get("experiment"), str(path))
         experiment_name = experiment.name
-        outcome = execute(experiment, resolve_experiment_config(experiment, raw), runs_dir,
-                          progress=progress)
+        outcome = execute(
+            experiment, resolve_experiment_config(experiment, raw), runs_dir, progress=progress
+        )
     except KernelnetError as exc:
-        return ReproducedRun(path, experiment_name, "error", None,
-                             time.perf_counter() - started, str(exc))
+        return ReproducedRun(
+            path, experiment_name, "error", None, time.perf_counter() - started, str(exc)
+        )
     error = "; ".join(f"{r.cell.id}: {r.error}" for r in outcome.failures)
-    return ReproducedRun(path, experiment.name, outcome.status, outcome.run.path,
-                         time.perf_counter() - started, error)
+    return ReproducedRun(
+        path,
+        experiment.name,
+        outcome.status,
+        outcome.run.path,
+        time.perf_counter() - started,
+        error,
+    )
 
 
 def report_table(runs: list[ReproducedRun], report_dir: Path) -> Table:
     rows = []
     for run in runs:
         link = os.path.relpath(run.run_path, report_dir) if run.run_path else "—"
-        rows.append([run.config.name, run.experiment, run.status, f"{run.seconds:.1f}", link,
-                     run.error])
-    return Table("Reproduced experiments", ["config", "experiment", "status", "seconds",
-                                            "run folder", "problems"], rows,
-                 align=["left", "left", "left", "right", "left", "left"])
+        rows.append(
+            [run.config.name, run.experiment, run.status, f"{run.seconds:.1f}", link, run.error]
+        )
+    return Table(
+        "Reproduced experiments",
+        ["config", "experiment", "status", "seconds", "run folder", "problems"],
+        rows,
+        align=["left", "left", "left", "right", "left", "left"],
+    )
 
 
-def reproduce(configs: list[Path], runs_dir: Path,
-              on_run: Callable[[ReproducedRun], None] | None = None,
-              progress: Callable | None = None) -> tuple[RunDir, list[ReproducedRun]]:
+def reproduce(
+    configs: list[Path],
+    runs_dir: Path,
+    on_run: Callable[[ReproducedRun], None] | None = None,
+    progress: Callable | None = None,
+) -> tuple[RunDir, list[ReproducedRun]]:
     """Run each config in turn (a failure does not stop the rest); write REPORT.md."""
     report = RunDir.create(runs_dir, "reproduce")
-    report.update_manifest(experiment="reproduce", status="running", started=utc_now(),
-                           pid=os.getpid(), configs=[str(c) for c in configs], **environment())
+    report.update_manifest(
+        experiment="reproduce",
+        status="running",
+        started=utc_now(),
+        pid=os.getpid(),
+        configs=[str(c) for c in configs],
+        **environment(),
+    )
     results = []
     for path in configs:
         result = run_config(path, runs_dir, progress)
@@ -72,18 +93,35 @@ def reproduce(configs: list[Path], runs_dir: Path,
     table = report_table(results, report.path)
     failed = [r for r in results if r.status != "complete"]
     status = "failed" if failed else "complete"
-    lines = [f"# kernelnet reproduce — {report.path.name}", "",
-             f"{len(results) - len(failed)} of {len(results)} experiments complete.", "",
-             table.to_markdown()]
+    lines = [
+        f"# kernelnet reproduce — {report.path.name}",
+        "",
+        f"{len(results) - len(failed)} of {len(results)} experiments complete.",
+        "",
+        table.to_markdown(),
+    ]
     for run in results:
         if run.run_path and (run.run_path / "metrics.md").is_file():
             body = (run.run_path / "metrics.md").read_text().split("\n", 2)[-1]
             lines += [f"## {run.experiment} ({run.config.name})", "", body]
     report.write_text("REPORT.md", "\n".join(lines))
-    report.write_json("summary.json", {"status": status, "runs": [
-        {"config": str(r.config), "experiment": r.experiment, "status": r.status,
-         "run": str(r.run_path) if r.run_path else None, "seconds": r.seconds, "error": r.error}
-        for r in results]})
+    report.write_json(
+        "summary.json",
+        {
+            "status": status,
+            "runs": [
+                {
+                    "config": str(r.config),
+                    "experiment": r.experiment,
+                    "status": r.status,
+                    "run": str(r.run_path) if r.run_path else None,
+                    "seconds": r.seconds,
+                    "error": r.error,
+                }
+                for r in results
+            ],
+        },
+    )
     report.update_manifest(status=status, finished=utc_now())
     report.link_latest(runs_dir)
     return report, results

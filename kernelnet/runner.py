@@ -211,8 +211,9 @@ def execute(
                     "experiment": experiment.name,
                     "status": status,
                     "cells": len(cells),
-                    "failed_cells": [{"cell": r.cell.id, "status": r.status, "error": r.error}
-                                     for r in failures],
+                    "failed_cells": [
+                        {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
+                    ],
                     **report.summary,
                 },
             )

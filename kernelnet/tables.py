@@ -24,7 +24,9 @@ class Table:
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-        rule = ["---:" if self.alignment(i) == "right" else ":---" for i in range(len(self.columns))]
+        rule = [
+            "---:" if self.alignment(i) == "right" else ":---" for i in range(len(self.columns))
+        ]
         parts = [f"### {self.title}", "", line(self.columns), "| " + " | ".join(rule) + " |"]
         parts += [line(row) for row in self.rows]
         if self.note:

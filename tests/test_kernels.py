@@ -14,14 +14,19 @@ def test_kernels_match_scikit_learn(name):
     X, Y = rng.normal(size=(7, 3)), rng.normal(size=(5, 3))
     kernel = make_kernel(name, **PARAMS)
     accepted = {k: v for k, v in PARAMS.items() if k in kernel_params_of(name)}
-    np.testing.assert_allclose(kernel(X, Y), pairwise_kernels(X, Y, metric=name, **accepted),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        kernel(X, Y), pairwise_kernels(X, Y, metric=name, **accepted), rtol=1e-12, atol=1e-12
+    )
     np.testing.assert_allclose(kernel(X), kernel(X, X))
 
 
 def kernel_params_of(name):
-    return {"linear": set(), "poly": {"gamma", "degree", "coef0"},
-            "sigmoid": {"gamma", "coef0"}, "rbf": {"gamma"}}[name]
+    return {
+        "linear": set(),
+        "poly": {"gamma", "degree", "coef0"},
+        "sigmoid": {"gamma", "coef0"},
+        "rbf": {"gamma"},
+    }[name]
 
 
 def test_squared_distances_clip_rounding_at_zero():

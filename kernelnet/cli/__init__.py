@@ -27,8 +27,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[Optional[bool], typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+    version: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = None,
 ) -> None:
     """kernelnet command-line interface."""
 

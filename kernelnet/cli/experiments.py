@@ -11,23 +11,32 @@ from kernelnet.experiments import REGISTRY
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("svm-primal", help=REGISTRY["svm-primal"].help + """
+    @app.command(
+        "svm-primal",
+        help=REGISTRY["svm-primal"].help
+        + """
 
 The objective is E(w,b) = 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w.x_i + b)); training
 starts at w = 0, b = 0 and every sweep point trains from zero, so results are exactly
 reproducible. Defaults: configs/svm-primal.yaml (iris_binary, C = 5, learning rate 1e-3).
 
 Examples:  kernelnet svm-primal --epochs 100
-           kernelnet svm-primal --set svm.C=0.5,5,50 --epochs 30""")
+           kernelnet svm-primal --set svm.C=0.5,5,50 --epochs 30""",
+    )
     @with_common_options
     def svm_primal(
         common: CommonOptions,
-        epochs: Annotated[Optional[str], typer.Option(
-            help="Training lengths to sweep, comma-separated (e.g. 1,3,10,30,100).")] = None,
+        epochs: Annotated[
+            Optional[str],
+            typer.Option(help="Training lengths to sweep, comma-separated (e.g. 1,3,10,30,100)."),
+        ] = None,
     ) -> None:
         launch("svm-primal", common, {"svm.epochs": ("--epochs", epochs)})
 
-    @app.command("kernel-table", help=REGISTRY["kernel-table"].help + """
+    @app.command(
+        "kernel-table",
+        help=REGISTRY["kernel-table"].help
+        + """
 
 Solves max sum(a) - 1/2 a'(yy' * K)a subject to 0 <= a <= C, y'a = 0 with cvxopt for every
 dataset x kernel cell and prints test accuracy as a table; plots show decision functions,
@@ -35,22 +44,33 @@ margins and support vectors. A Gram matrix that is not positive semidefinite (si
 flagged in the results. Defaults: configs/kernel-table.yaml.
 
 Examples:  kernelnet kernel-table
-           kernelnet kernel-table --kernels rbf --set kernel.gamma=0.05,0.2,1""")
+           kernelnet kernel-table --kernels rbf --set kernel.gamma=0.05,0.2,1""",
+    )
     @with_common_options
     def kernel_table(
         common: CommonOptions,
-        kernels: Annotated[Optional[str], typer.Option(
-            help="Kernels to run, comma-separated (linear,poly,sigmoid,rbf).")] = None,
-        datasets: Annotated[Optional[str], typer.Option(
-            help="Datasets to run, comma-separated (moons,circles,linear,xor).")] = None,
+        kernels: Annotated[
+            Optional[str],
+            typer.Option(help="Kernels to run, comma-separated (linear,poly,sigmoid,rbf)."),
+        ] = None,
+        datasets: Annotated[
+            Optional[str],
+            typer.Option(help="Datasets to run, comma-separated (moons,circles,linear,xor)."),
+        ] = None,
     ) -> None:
-        launch("kernel-table", common,
-               {"kernel.name": ("--kernels", kernels), "data.dataset": ("--datasets", datasets)})
+        launch(
+            "kernel-table",
+            common,
+            {"kernel.name": ("--kernels", kernels), "data.dataset": ("--datasets", datasets)},
+        )
 
-    @app.command("run", help="""Run one or more config files; each file's `experiment:` key
+    @app.command(
+        "run",
+        help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.
 
-Example:  kernelnet run configs/kernel-table.yaml --set svm.C=10""")
+Example:  kernelnet run configs/kernel-table.yaml --set svm.C=10""",
+    )
     @with_common_options
     def run(
         common: CommonOptions,

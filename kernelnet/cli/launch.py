@@ -9,7 +9,13 @@ import typer
 
 import kernelnet
 from kernelnet.cli.options import CommonOptions
-from kernelnet.cli.render import cell_progress, diagnostics, print_tables, stderr_console, stdout_console
+from kernelnet.cli.render import (
+    cell_progress,
+    diagnostics,
+    print_tables,
+    stderr_console,
+    stdout_console,
+)
 from kernelnet.config import RawConfig, dump_config, read_config_file
 from kernelnet.errors import ConfigError, KernelnetError
 from kernelnet.experiments import REGISTRY, get_experiment
@@ -38,8 +44,9 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KernelnetError as exc:
         if debug:
             raise
-        stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, highlight=False,
-                               soft_wrap=True)
+        stderr_console().print(
+            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         if debug:
@@ -53,12 +60,15 @@ def user_errors(debug: bool) -> Iterator[None]:
             raise
         stderr_console().print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-            "(rerun with --debug for the traceback)", soft_wrap=True)
+            "(rerun with --debug for the traceback)",
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
 
 
-def build_config(experiment: Experiment, raw: RawConfig, common: CommonOptions,
-                 flags: dict[str, str | None]) -> dict:
+def build_config(
+    experiment: Experiment, raw: RawConfig, common: CommonOptions, flags: dict[str, str | None]
+) -> dict:
     """Apply --set items, then explicit flags (highest precedence), and validate."""
     for item in common.set:
         raw.override(item)
@@ -71,15 +81,18 @@ def build_config(experiment: Experiment, raw: RawConfig, common: CommonOptions,
 
 
 def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) -> RunOutcome:
-    with diagnostics(common.quiet, common.debug), \
-            cell_progress(experiment.name, not common.quiet) as progress:
+    with (
+        diagnostics(common.quiet, common.debug),
+        cell_progress(experiment.name, not common.quiet) as progress,
+    ):
         outcome = execute(experiment, resolved, common.runs_dir, sys.argv, progress)
     if not common.quiet:
         print_tables(outcome.tables, stdout_console())
         if outcome.failures:
             stderr_console().print(
                 f"[bold red]{len(outcome.failures)} of {len(outcome.results)} cell(s) "
-                f"{outcome.status}[/]; the other cells' results are in the run folder")
+                f"{outcome.status}[/]; the other cells' results are in the run folder"
+            )
     return outcome
 
 
@@ -112,7 +125,8 @@ def launch_files(paths: list[Path], common: CommonOptions) -> None:
             raw = read_config_file(path)
             if "experiment" not in raw.values:
                 raise ConfigError(
-                    f"{path}:1:1: experiment: is required (valid: {', '.join(REGISTRY)})")
+                    f"{path}:1:1: experiment: is required (valid: {', '.join(REGISTRY)})"
+                )
             experiment = get_experiment(raw.values["experiment"], str(raw.locations["experiment"]))
             resolved = build_config(experiment, raw, common, {})
             if common.print_config:

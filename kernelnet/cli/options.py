@@ -37,18 +37,41 @@ def _option(name: str, annotation, default, *decls: str, help: str) -> inspect.P
 
 
 COMMON_PARAMETERS = [
-    _option("config", Optional[Path], None, "--config", "-c",
-            help="YAML config to start from (default: configs/<command>.yaml)."),
-    _option("set", Optional[list[str]], None, "--set", "-s",
-            help="Override a value: --set svm.C=10. Commas sweep: --set svm.C=0.1,1,10. "
-                 "Repeatable; applied after the config file."),
-    _option("runs_dir", Path, Path("runs"), "--runs-dir",
-            help="Where run folders go: <runs-dir>/<experiment>/<time>-<id>/."),
+    _option(
+        "config",
+        Optional[Path],
+        None,
+        "--config",
+        "-c",
+        help="YAML config to start from (default: configs/<command>.yaml).",
+    ),
+    _option(
+        "set",
+        Optional[list[str]],
+        None,
+        "--set",
+        "-s",
+        help="Override a value: --set svm.C=10. Commas sweep: --set svm.C=0.1,1,10. "
+        "Repeatable; applied after the config file.",
+    ),
+    _option(
+        "runs_dir",
+        Path,
+        Path("runs"),
+        "--runs-dir",
+        help="Where run folders go: <runs-dir>/<experiment>/<time>-<id>/.",
+    ),
     _option("seed", Optional[int], None, "--seed", help="Run seed (overrides the config's seed)."),
-    _option("quiet", bool, False, "--quiet", "-q",
-            help="Print only the run folder path (and errors)."),
-    _option("print_config", bool, False, "--print-config",
-            help="Print the fully resolved config and exit without running."),
+    _option(
+        "quiet", bool, False, "--quiet", "-q", help="Print only the run folder path (and errors)."
+    ),
+    _option(
+        "print_config",
+        bool,
+        False,
+        "--print-config",
+        help="Print the fully resolved config and exit without running.",
+    ),
     _option("debug", bool, False, "--debug", help="Show tracebacks and debug logging."),
 ]
 

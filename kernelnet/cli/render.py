@@ -25,8 +25,13 @@ def stderr_console() -> Console:
 
 
 def rich_table(table: Table) -> RichTable:
-    shown = RichTable(title=table.title, caption=table.note or None, box=box.SIMPLE_HEAVY,
-                      title_style="bold", caption_justify="left")
+    shown = RichTable(
+        title=table.title,
+        caption=table.note or None,
+        box=box.SIMPLE_HEAVY,
+        title_style="bold",
+        caption_justify="left",
+    )
     for index, column in enumerate(table.columns):
         shown.add_column(column, justify=table.alignment(index), overflow="fold")
     for row in table.rows:
@@ -43,8 +48,9 @@ def print_tables(tables: list[Table], console: Console) -> None:
 def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
     """Route kernelnet's log records (warnings, or everything with --debug) to stderr."""
     logger = logging.getLogger("kernelnet")
-    handler = RichHandler(console=stderr_console(), show_path=debug, show_time=False,
-                          rich_tracebacks=debug)
+    handler = RichHandler(
+        console=stderr_console(), show_path=debug, show_time=False, rich_tracebacks=debug
+    )
     handler.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING)
     logger.addHandler(handler)
     try:
@@ -60,8 +66,13 @@ def cell_progress(title: str, enabled: bool) -> Iterator:
     if not enabled or not console.is_terminal:
         yield None
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[cell]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[cell]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(title, total=None, cell="")
 

@@ -15,10 +15,18 @@ from kernelnet.reproduce import report_table, reproduce
 def register(app: typer.Typer) -> None:
     @app.command("reproduce")
     def reproduce_command(
-        configs: Annotated[Optional[Path], typer.Option(
-            "--configs", help="Folder of configs to run (default: the shipped configs/).")] = None,
-        runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path("runs"),
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report folder.")] = False,
+        configs: Annotated[
+            Optional[Path],
+            typer.Option(
+                "--configs", help="Folder of configs to run (default: the shipped configs/)."
+            ),
+        ] = None,
+        runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")] = Path(
+            "runs"
+        ),
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Print only the report folder.")
+        ] = False,
         debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     ) -> None:
         """Run every config in configs/ and write REPORT.md (what `make reproduce` runs).
@@ -36,8 +44,10 @@ def register(app: typer.Typer) -> None:
             def announce(run) -> None:
                 if not quiet:
                     colour = "green" if run.status == "complete" else "red"
-                    console.print(f"[{colour}]{run.status:>9}[/] {run.config.name} "
-                                  f"({run.seconds:.1f} s) {run.run_path or run.error}")
+                    console.print(
+                        f"[{colour}]{run.status:>9}[/] {run.config.name} "
+                        f"({run.seconds:.1f} s) {run.run_path or run.error}"
+                    )
 
             with diagnostics(quiet, debug):
                 report, results = reproduce(paths, runs_dir, on_run=announce)

@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from kernelnet.cli.render import stdout_console
+from kernelnet.cli.render import print_tables, stdout_console
 from kernelnet.runs import RunInfo, iter_runs
 from kernelnet.tables import Table
-from kernelnet.cli.render import print_tables
 
 runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
 
@@ -31,20 +30,51 @@ def list_runs(
 ) -> None:
     """List runs, oldest first. A run left `running` whose process is gone shows as
     interrupted."""
-    found = [r for r in iter_runs(runs_dir)
-             if (experiment is None or r.manifest.get("experiment") == experiment)
-             and (status is None or r.status == status)]
+    found = [
+        r
+        for r in iter_runs(runs_dir)
+        if (experiment is None or r.manifest.get("experiment") == experiment)
+        and (status is None or r.status == status)
+    ]
     if as_json:
-        sys.stdout.write(json.dumps([{"path": str(r.path), "experiment": r.manifest.get("experiment"),
-                                      "status": r.status, "started": r.manifest.get("started"),
-                                      "seconds": r.manifest.get("seconds")} for r in found],
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "path": str(r.path),
+                        "experiment": r.manifest.get("experiment"),
+                        "status": r.status,
+                        "started": r.manifest.get("started"),
+                        "seconds": r.manifest.get("seconds"),
+                    }
+                    for r in found
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return
-    rows = [[r.manifest.get("started", "?"), r.manifest.get("experiment", "?"), r.status,
-             _duration(r), str(r.path)] for r in found]
-    print_tables([Table(f"Runs in {runs_dir}", ["started (UTC)", "experiment", "status",
-                                                "seconds", "folder"], rows,
-                        align=["left", "left", "left", "right", "left"])], stdout_console())
+    rows = [
+        [
+            r.manifest.get("started", "?"),
+            r.manifest.get("experiment", "?"),
+            r.status,
+            _duration(r),
+            str(r.path),
+        ]
+        for r in found
+    ]
+    print_tables(
+        [
+            Table(
+                f"Runs in {runs_dir}",
+                ["started (UTC)", "experiment", "status", "seconds", "folder"],
+                rows,
+                align=["left", "left", "left", "right", "left"],
+            )
+        ],
+        stdout_console(),
+    )
 
 
 @runs_app.command("show")
@@ -55,8 +85,10 @@ def show_run(run: Annotated[Path, typer.Argument(help="A run folder (or runs/lat
         raise typer.Exit(2)
     console = stdout_console()
     manifest = json.loads((run / "run.json").read_text())
-    console.print(f"[bold]{manifest.get('experiment')}[/] {run.resolve().name}: "
-                  f"{RunInfo(run, manifest).status}")
+    console.print(
+        f"[bold]{manifest.get('experiment')}[/] {run.resolve().name}: "
+        f"{RunInfo(run, manifest).status}"
+    )
     if (run / "metrics.md").is_file():
         console.print((run / "metrics.md").read_text(), markup=False)
     for plot in sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []:

@@ -166,7 +166,9 @@ def resolve(
         if key not in fields:
             child = f"{path}.{key}" if path else key
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(fields)}"
+            suggestion = (
+                f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(fields)}"
+            )
             raise config_error(locations.get(child), child, f"unknown key{suggestion}")
     resolved: dict[str, Any] = {}
     for name, (kind, optional) in field_types(schema).items():

@@ -53,9 +53,7 @@ def sweep_axes(schema: type, resolved: dict[str, Any], path: str = "") -> list[A
             label = spec_of(fields[name]).label or name
             axes.append(Axis(child, label, tuple(value)))
     labels = [a.label for a in axes]
-    return [
-        dataclasses.replace(a, label=a.path) if labels.count(a.label) > 1 else a for a in axes
-    ]
+    return [dataclasses.replace(a, label=a.path) if labels.count(a.label) > 1 else a for a in axes]
 
 
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:

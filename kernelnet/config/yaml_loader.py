@@ -97,7 +97,9 @@ def _scalar(node: yaml.ScalarNode, path: str, source: str) -> Any:
         if tag == _NULL:
             return None
     except ValueError:
-        raise config_error(where, path, f"{value!r} is not a valid {tag.removeprefix(_TAG)}")
+        raise config_error(
+            where, path, f"{value!r} is not a valid {tag.removeprefix(_TAG)}"
+        ) from None
     raise config_error(where, path, f"tag {_show_tag(tag)!r} is not allowed in a config")
 
 
@@ -107,10 +109,16 @@ def _walk(node: yaml.Node, path: str, source: str, locations: dict[str, Location
         return _scalar(node, path, source)
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _TAG + "seq":
-            raise config_error(_location(node, source), path, f"tag {_show_tag(node.tag)!r} is not allowed in a config")
+            raise config_error(
+                _location(node, source),
+                path,
+                f"tag {_show_tag(node.tag)!r} is not allowed in a config",
+            )
         return [_walk(item, f"{path}[{i}]", source, locations) for i, item in enumerate(node.value)]
     if node.tag != _TAG + "map":
-        raise config_error(_location(node, source), path, f"tag {_show_tag(node.tag)!r} is not allowed in a config")
+        raise config_error(
+            _location(node, source), path, f"tag {_show_tag(node.tag)!r} is not allowed in a config"
+        )
     result: dict[str, Any] = {}
     first_line: dict[str, int] = {}
     for key_node, value_node in node.value:

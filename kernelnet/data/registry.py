@@ -111,7 +111,9 @@ def verified_path(relative: str, sha256: str, root: Path | None = None) -> Path:
         )
     actual = sha256_file(path)
     if actual != sha256:
-        raise DataError(f"{path}: sha256 mismatch (expected {sha256}, got {actual}); file is corrupt")
+        raise DataError(
+            f"{path}: sha256 mismatch (expected {sha256}, got {actual}); file is corrupt"
+        )
     return path
 
 

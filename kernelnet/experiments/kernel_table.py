@@ -27,14 +27,18 @@ from kernelnet.tables import Table, number, percent
 
 @dataclass
 class TableData:
-    dataset: str = param(default_factory=lambda: list(TOY2D), choices=BINARY_DATASETS,
-                         label="dataset")
+    dataset: str = param(
+        default_factory=lambda: list(TOY2D), choices=BINARY_DATASETS, label="dataset"
+    )
 
 
 @dataclass
 class KernelSection:
-    name: str = param(default_factory=lambda: ["linear", "poly", "sigmoid", "rbf"],
-                      choices=tuple(KERNELS), label="kernel")
+    name: str = param(
+        default_factory=lambda: ["linear", "poly", "sigmoid", "rbf"],
+        choices=tuple(KERNELS),
+        label="kernel",
+    )
     gamma: float = param(0.2, ge=0, help="poly, sigmoid, rbf")
     degree: int = param(3, ge=0, help="poly")
     coef0: float = param(0.0, help="poly, sigmoid")
@@ -43,15 +47,21 @@ class KernelSection:
 @dataclass
 class DualSVMSection:
     C: float = param(1.0, gt=0, help="upper bound on each alpha")
-    support_tol: float = param(1e-5, gt=0, lt=0.5,
-                               help="alpha > tol*C is a support vector; free if also < C - tol*C")
+    support_tol: float = param(
+        1e-5, gt=0, lt=0.5, help="alpha > tol*C is a support vector; free if also < C - tol*C"
+    )
 
 
 @dataclass
 class SolverSection:
-    name: str = param("cvxopt", choices=SOLVERS, help="cvxopt (interior point) or smo (libsvm's method)")
-    fallback: str = param("smo", choices=FALLBACKS,
-                          help="when cvxopt fails twice (e.g. indefinite Gram): smo, or none to fail the cell")
+    name: str = param(
+        "cvxopt", choices=SOLVERS, help="cvxopt (interior point) or smo (libsvm's method)"
+    )
+    fallback: str = param(
+        "smo",
+        choices=FALLBACKS,
+        help="when cvxopt fails twice (e.g. indefinite Gram): smo, or none to fail the cell",
+    )
     smo_tol: float = param(1e-9, gt=0, help="SMO stops when the KKT violation is below this")
     abstol: float = param(1e-10, gt=0)
     reltol: float = param(1e-10, gt=0)
@@ -77,17 +87,34 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
     split = load_binary(config.data.dataset)
     k = config.kernel
     kernel = make_kernel(k.name, gamma=k.gamma, degree=k.degree, coef0=k.coef0)
-    row = {"dataset": config.data.dataset, "kernel": k.name, "C": config.svm.C, "gamma": k.gamma,
-           "degree": k.degree, "coef0": k.coef0}
+    row = {
+        "dataset": config.data.dataset,
+        "kernel": k.name,
+        "C": config.svm.C,
+        "gamma": k.gamma,
+        "degree": k.degree,
+        "coef0": k.coef0,
+    }
     spectrum = check_psd(kernel(split.X_train))
     if not spectrum.psd:
-        ctx.log.warning("%s: Gram matrix is not PSD (lambda_min = %.3g)", ctx.cell.id,
-                        spectrum.min_eigenvalue)
-    options = {"abstol": config.solver.abstol, "reltol": config.solver.reltol,
-               "feastol": config.solver.feastol, "maxiters": config.solver.maxiters}
-    svm = KernelSVM(kernel, C=config.svm.C, solver=config.solver.name,
-                    fallback=config.solver.fallback, qp_options=options,
-                    smo_tol=config.solver.smo_tol, support_tol=config.svm.support_tol)
+        ctx.log.warning(
+            "%s: Gram matrix is not PSD (lambda_min = %.3g)", ctx.cell.id, spectrum.min_eigenvalue
+        )
+    options = {
+        "abstol": config.solver.abstol,
+        "reltol": config.solver.reltol,
+        "feastol": config.solver.feastol,
+        "maxiters": config.solver.maxiters,
+    }
+    svm = KernelSVM(
+        kernel,
+        C=config.svm.C,
+        solver=config.solver.name,
+        fallback=config.solver.fallback,
+        qp_options=options,
+        smo_tol=config.solver.smo_tol,
+        support_tol=config.svm.support_tol,
+    )
     started = time.perf_counter()
     svm.fit(split.X_train, split.y_train)
     seconds = time.perf_counter() - started
@@ -99,8 +126,12 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         "iterations": svm.solver_.iterations,
         "fit_seconds": seconds,
     }
-    ctx.run.save_params("_".join(format_value(v) for v in ctx.cell.params.values()) or "model",
-                        alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
+    ctx.run.save_params(
+        "_".join(format_value(v) for v in ctx.cell.params.values()) or "model",
+        alpha=svm.alpha_,
+        bias=np.float64(svm.bias_),
+        support=svm.support_,
+    )
     return CellOutput(row, {"model": svm, "split": split, "spectrum": spectrum})
 
 
@@ -111,6 +142,7 @@ def _others(result: CellResult) -> tuple:
 
 def _grid(results: list[CellResult]):
     """Datasets and kernels in run order, and the result for each (dataset, kernel)."""
+
     def key(r: CellResult) -> tuple[str, str]:
         return r.cell.config.data.dataset, r.cell.config.kernel.name
 
@@ -137,14 +169,21 @@ def _accuracy_table(results, others, key: str, what: str) -> Table:
                 line.append(percent(result.row[key]) + mark)
         rows.append(line)
     setting = ", ".join(f"{k}={format_value(v)}" for k, v in others)
-    note = "† the Gram matrix on the training set is not positive semidefinite (see below)." if non_psd else ""
-    return Table(f"{what} (%) by dataset and kernel" + (f" — {setting}" if setting else ""),
-                 ["dataset"] + kernels, rows, note)
+    note = (
+        "† the Gram matrix on the training set is not positive semidefinite (see below)."
+        if non_psd
+        else ""
+    )
+    return Table(
+        f"{what} (%) by dataset and kernel" + (f" — {setting}" if setting else ""),
+        ["dataset"] + kernels,
+        rows,
+        note,
+    )
 
 
 def report(ctx: ReportContext) -> Report:
     results = ctx.results
-    config = ctx.config
     groups: dict[tuple, list[CellResult]] = {}
     for result in results:
         groups.setdefault(_others(result), []).append(result)
@@ -153,23 +192,34 @@ def report(ctx: ReportContext) -> Report:
         tables.append(_accuracy_table(members, others, "test_accuracy", "Test accuracy"))
         tables.append(_accuracy_table(members, others, "train_accuracy", "Train accuracy"))
     detail_rows = [
-        [r.cell.id, r.row.get("solver_status", r.status), str(r.row.get("iterations", "")),
-         str(r.row.get("n_support", "")),
-         number(r.artifacts["spectrum"].min_eigenvalue, 3) if r.ok else "—",
-         ("yes" if r.artifacts["spectrum"].psd else "NO") if r.ok else "—",
-         f"{r.row['fit_seconds']:.3f}" if r.ok else "—"]
+        [
+            r.cell.id,
+            r.row.get("solver_status", r.status),
+            str(r.row.get("iterations", "")),
+            str(r.row.get("n_support", "")),
+            number(r.artifacts["spectrum"].min_eigenvalue, 3) if r.ok else "—",
+            ("yes" if r.artifacts["spectrum"].psd else "NO") if r.ok else "—",
+            f"{r.row['fit_seconds']:.3f}" if r.ok else "—",
+        ]
         for r in results
     ]
-    tables.append(Table("Solver and Gram-matrix details",
-                        ["cell", "status", "iterations", "support vectors", "λmin(K)", "PSD", "fit s"],
-                        detail_rows, align=["left", "left"] + ["right"] * 5))
+    tables.append(
+        Table(
+            "Solver and Gram-matrix details",
+            ["cell", "status", "iterations", "support vectors", "λmin(K)", "PSD", "fit s"],
+            detail_rows,
+            align=["left", "left"] + ["right"] * 5,
+        )
+    )
     _plots(ctx, groups)
     done = ctx.completed
     summary = {
         "test_accuracy": {r.cell.id: r.row["test_accuracy"] for r in done},
         "non_psd_cells": [r.cell.id for r in done if not r.artifacts["spectrum"].psd],
         "gram_min_eigenvalue": {r.cell.id: r.artifacts["spectrum"].min_eigenvalue for r in done},
-        "mean_test_accuracy": float(np.mean([r.row["test_accuracy"] for r in done])) if done else None,
+        "mean_test_accuracy": float(np.mean([r.row["test_accuracy"] for r in done]))
+        if done
+        else None,
     }
     return Report(tables, summary)
 
@@ -183,9 +233,14 @@ def _panel(result: CellResult | None) -> dict | None:
     psd = "" if result.artifacts["spectrum"].psd else ", not PSD"
     return {
         "decision": model.decision_function,
-        "X_train": split.X_train, "y_train": split.y_train,
-        "X_test": split.X_test, "y_test": split.y_test, "support": model.support_,
-        "caption": f"test {percent(result.row['test_accuracy'])}%, {result.row['n_support']} SV{psd}",
+        "X_train": split.X_train,
+        "y_train": split.y_train,
+        "X_test": split.X_test,
+        "y_test": split.y_test,
+        "support": model.support_,
+        "caption": (
+            f"test {percent(result.row['test_accuracy'])}%, {result.row['n_support']} SV{psd}"
+        ),
     }
 
 
@@ -195,19 +250,35 @@ def _plots(ctx: ReportContext, groups: dict[tuple, list[CellResult]]) -> None:
         resolution = resolution[0]
     for others, members in groups.items():
         datasets, kernels, lookup = _grid(members)
-        if any(lookup[(d, k)].ok and lookup[(d, k)].artifacts["split"].n_features != 2
-               for d in datasets for k in kernels if (d, k) in lookup):
+        if any(
+            lookup[(d, k)].ok and lookup[(d, k)].artifacts["split"].n_features != 2
+            for d in datasets
+            for k in kernels
+            if (d, k) in lookup
+        ):
             continue  # decision regions are drawn for 2-D data only
         suffix = "".join(f"_{k}={format_value(v)}" for k, v in others)
         panels = [[_panel(lookup.get((d, k))) for k in kernels] for d in datasets]
         setting = ", ".join(f"{k}={format_value(v)}" for k, v in others)
-        plotting.save(ctx.run, f"plots/decision_grid{suffix}.png",
-                      plotting.decision_grid(panels, datasets, kernels, resolution,
-                                             "Kernel SVM decision functions" + (f" ({setting})" if setting else "")))
+        plotting.save(
+            ctx.run,
+            f"plots/decision_grid{suffix}.png",
+            plotting.decision_grid(
+                panels,
+                datasets,
+                kernels,
+                resolution,
+                "Kernel SVM decision functions" + (f" ({setting})" if setting else ""),
+            ),
+        )
         for dataset, row in zip(datasets, panels):
-            plotting.save(ctx.run, f"plots/{dataset}{suffix}.png",
-                          plotting.decision_grid([row], [dataset], kernels, resolution,
-                                                 f"{dataset}: " + ", ".join(kernels)))
+            plotting.save(
+                ctx.run,
+                f"plots/{dataset}{suffix}.png",
+                plotting.decision_grid(
+                    [row], [dataset], kernels, resolution, f"{dataset}: " + ", ".join(kernels)
+                ),
+            )
 
 
 EXPERIMENT = Experiment(

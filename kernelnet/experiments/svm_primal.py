@@ -30,10 +30,14 @@ class PrimalData:
 class PrimalSVM:
     C: float = param(5.0, gt=0, help="cost of margin violations")
     learning_rate: float = param(1e-3, gt=0)
-    epochs: int = param(default_factory=lambda: [1, 3, 10, 30, 100], ge=1,
-                        help="each value trains from zero")
-    method: str = param("batch", choices=("batch", "stochastic"),
-                        help="full-batch gradient descent, or minibatches in shuffled order")
+    epochs: int = param(
+        default_factory=lambda: [1, 3, 10, 30, 100], ge=1, help="each value trains from zero"
+    )
+    method: str = param(
+        "batch",
+        choices=("batch", "stochastic"),
+        help="full-batch gradient descent, or minibatches in shuffled order",
+    )
     batch_size: int = param(1, ge=1, help="minibatch size for method: stochastic")
     schedule: str = param("constant", choices=SCHEDULES, help="learning-rate schedule per epoch")
     decay: float = param(0.0, ge=0, help="inverse: lr/(1+decay*e); exponential: lr*decay^e")
@@ -84,8 +88,12 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         **{f"w_{i}": float(v) for i, v in enumerate(fit.w)},
     }
     ctx.run.save_params(ctx.cell.id, w=fit.w, b=np.float64(fit.b))
-    ctx.log.info("epochs=%d: test accuracy %.4f, objective %.6g", svm.epochs,
-                 row["test_accuracy"], row["objective"])
+    ctx.log.info(
+        "epochs=%d: test accuracy %.4f, objective %.6g",
+        svm.epochs,
+        row["test_accuracy"],
+        row["objective"],
+    )
     artifacts = {
         "objective": objective,
         "test_accuracy": _accuracy_path(fit, split.X_test, split.y_test),
@@ -119,7 +127,9 @@ def report(ctx: ReportContext) -> Report:
     if extra_axes:
         columns = ["cell"] + columns
         rows = [[r.cell.id] + row for r, row in zip(done, rows)]
-    table = Table(title, columns, rows, align=["left"] * (len(extra_axes) > 0) + ["right"] * 5 + ["left"])
+    table = Table(
+        title, columns, rows, align=["left"] * (len(extra_axes) > 0) + ["right"] * 5 + ["left"]
+    )
     summary = {}
     if done:
         longest = max(done, key=lambda r: r.row["epochs"])
@@ -127,19 +137,33 @@ def report(ctx: ReportContext) -> Report:
         summary = {
             "dataset": ctx.config["data"]["dataset"],
             "label_mapping": longest.artifacts["label_mapping"],
-            "longest_run": {k: longest.row[k] for k in ("epochs", "train_accuracy", "test_accuracy", "objective")},
+            "longest_run": {
+                k: longest.row[k]
+                for k in ("epochs", "train_accuracy", "test_accuracy", "objective")
+            },
             "best_test_accuracy": best.row["test_accuracy"],
             "best_cell": best.cell.id,
         }
-        plotting.save(ctx.run, "plots/training_history.png", plotting.primal_history(
-            longest.artifacts["objective"], longest.artifacts["train_accuracy"],
-            longest.artifacts["test_accuracy"], [r.row["epochs"] for r in done], title,
-        ))
-        plotting.save(ctx.run, "plots/weights.png", plotting.weight_bars(
-            [r.cell.id for r in done],
-            np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
-            np.array([r.row["b"] for r in done]),
-        ))
+        plotting.save(
+            ctx.run,
+            "plots/training_history.png",
+            plotting.primal_history(
+                longest.artifacts["objective"],
+                longest.artifacts["train_accuracy"],
+                longest.artifacts["test_accuracy"],
+                [r.row["epochs"] for r in done],
+                title,
+            ),
+        )
+        plotting.save(
+            ctx.run,
+            "plots/weights.png",
+            plotting.weight_bars(
+                [r.cell.id for r in done],
+                np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
+                np.array([r.row["b"] for r in done]),
+            ),
+        )
     return Report([table], summary)
 
 

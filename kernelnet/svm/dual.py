@@ -98,8 +98,15 @@ def _cvxopt_once(K, y, costs, ridge: float, options: dict[str, Any]) -> QPResult
 def _smo(K, y, costs, tol: float) -> QPResult:
     result = smo(K, y, costs, tol=tol)
     status = "optimal" if result.converged else "max iterations reached"
-    return QPResult(result.alpha, status, result.iterations, abs(float(y @ result.alpha)),
-                    result.kkt_violation, np.nan, solver="smo")
+    return QPResult(
+        result.alpha,
+        status,
+        result.iterations,
+        abs(float(y @ result.alpha)),
+        result.kkt_violation,
+        np.nan,
+        solver="smo",
+    )
 
 
 def _feasibility_problem(alpha: np.ndarray, y: np.ndarray, costs: np.ndarray, tol: float) -> str:
@@ -167,8 +174,9 @@ def solve_dual(
         if not problem:
             if attempts:
                 log.warning("cvxopt failed (%s); solved with SMO instead", attempts[-1][1])
-                return dataclasses.replace(result, status="optimal (smo fallback)",
-                                           iterations=result.iterations)
+                return dataclasses.replace(
+                    result, status="optimal (smo fallback)", iterations=result.iterations
+                )
             return result
         attempts.append((result, problem))
     last, problem = attempts[-1]
@@ -249,8 +257,15 @@ class KernelSVM:
         costs = self.sample_costs(y_original)
         started = time.perf_counter()
         K = self.kernel(X)
-        result = solve_dual(K, y_pm, costs, solver=self.solver, fallback=self.fallback,
-                            options=self.qp_options, smo_tol=self.smo_tol)
+        result = solve_dual(
+            K,
+            y_pm,
+            costs,
+            solver=self.solver,
+            fallback=self.fallback,
+            options=self.qp_options,
+            smo_tol=self.smo_tol,
+        )
         alpha = result.alpha
         self.bias_, self.n_free_ = fit_bias(alpha, y_pm, K, costs, self.support_tol)
         self.fit_seconds_ = time.perf_counter() - started

@@ -35,7 +35,10 @@ def _violation_sets(alpha, y, costs):
 
 
 def smo(
-    K: np.ndarray, y: np.ndarray, C: float | np.ndarray, tol: float = 1e-8,
+    K: np.ndarray,
+    y: np.ndarray,
+    C: float | np.ndarray,
+    tol: float = 1e-8,
     max_iter: int | None = None,
 ) -> SMOResult:
     """Minimize the SVM dual for Gram matrix ``K`` (n, n) and labels ``y`` in {-1, +1}."""

@@ -36,8 +36,9 @@ def resolve_text(tmp_path, text):
 
 def test_defaults_fill_missing_keys(tmp_path):
     assert resolve_text(tmp_path, "seed: 3\n") == {
-        "seed": 3, "svm": {"C": 1.0, "degree": 3, "kernel": "rbf", "shuffle": False,
-                           "hidden": [100]}}
+        "seed": 3,
+        "svm": {"C": 1.0, "degree": 3, "kernel": "rbf", "shuffle": False, "hidden": [100]},
+    }
 
 
 def test_out_of_range_value_names_file_line_key_and_bound(tmp_path):
@@ -59,13 +60,16 @@ def test_unknown_top_level_key_lists_valid_keys_when_nothing_is_close(tmp_path):
         resolve_text(tmp_path, "zzz: 1\n")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("true", "must be a number (got true)"),
-    (".nan", "must be finite (got nan)"),
-    (".inf", "must be finite (got inf)"),
-    ("-.inf", "must be finite (got -inf)"),
-    ("abc", "must be a number (got 'abc')"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("true", "must be a number (got true)"),
+        (".nan", "must be finite (got nan)"),
+        (".inf", "must be finite (got inf)"),
+        ("-.inf", "must be finite (got -inf)"),
+        ("abc", "must be a number (got 'abc')"),
+    ],
+)
 def test_bool_nan_inf_and_text_fail_in_numeric_field(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         resolve_text(tmp_path, f"svm:\n  C: {text}\n")
@@ -79,12 +83,15 @@ def test_non_integer_in_integer_field_fails_but_integral_float_is_accepted(tmp_p
 
 
 def test_bad_choice_suggests_the_closest(tmp_path):
-    with pytest.raises(ConfigError, match=r"must be one of linear, rbf \(got 'rbg'\); did you mean 'rbf'"):
+    with pytest.raises(
+        ConfigError, match=r"must be one of linear, rbf \(got 'rbg'\); did you mean 'rbf'"
+    ):
         resolve_text(tmp_path, "svm:\n  kernel: rbg\n")
 
 
-@pytest.mark.parametrize("text, got", [("", "an empty file"), ("- 1\n- 2\n", "a list"),
-                                       ("just a string\n", "a str")])
+@pytest.mark.parametrize(
+    "text, got", [("", "an empty file"), ("- 1\n- 2\n", "a list"), ("just a string\n", "a str")]
+)
 def test_config_must_be_a_mapping(tmp_path, text, got):
     with pytest.raises(ConfigError, match=f"config must be a mapping \\(got {got}\\)"):
         read_config_file(write(tmp_path, text))
@@ -115,13 +122,16 @@ def test_list_field_takes_a_list_and_a_list_of_lists_sweeps(tmp_path):
 
 
 def test_expansion_is_the_cartesian_product_in_schema_order(tmp_path):
-    resolved = resolve_text(tmp_path, "seed: [1, 2]\nsvm:\n  kernel: [linear, rbf]\n  C: [0.1, 1]\n")
+    resolved = resolve_text(
+        tmp_path, "seed: [1, 2]\nsvm:\n  kernel: [linear, rbf]\n  C: [0.1, 1]\n"
+    )
     cells = expand(Schema, resolved)
     assert len(cells) == 8
     assert cells[0].id == "seed=1,C=0.1,kernel=linear"
     assert cells[-1].id == "seed=2,C=1,kernel=rbf"
     assert {(c.config.seed, c.config.svm.C, c.config.svm.kernel) for c in cells} == {
-        (s, C, k) for s in (1, 2) for C in (0.1, 1.0) for k in ("linear", "rbf")}
+        (s, C, k) for s in (1, 2) for C in (0.1, 1.0) for k in ("linear", "rbf")
+    }
     assert len({c.id for c in cells}) == 8
 
 
@@ -167,7 +177,9 @@ def test_set_refuses_yes_too():
 def test_set_unknown_key_suggests(tmp_path):
     raw = RawConfig()
     raw.override("svm.kernal=rbf")
-    with pytest.raises(ConfigError, match=r"--set svm.kernal=rbf: svm.kernal: unknown key; did you mean 'kernel'"):
+    with pytest.raises(
+        ConfigError, match=r"--set svm.kernal=rbf: svm.kernal: unknown key; did you mean 'kernel'"
+    ):
         resolve(Schema, raw.values, raw.locations)
 
 

@@ -19,8 +19,18 @@ def test_nested_python_tag_fails():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("1e-3", 0.001), ("1E3", 1000.0), ("-2.5e+2", -250.0), (".5", 0.5), ("3.", 3.0),
-     ("1_0", "1_0"), ("0x10", "0x10"), ("7", 7), ("-7", -7), (".inf", float("inf"))],
+    [
+        ("1e-3", 0.001),
+        ("1E3", 1000.0),
+        ("-2.5e+2", -250.0),
+        (".5", 0.5),
+        ("3.", 3.0),
+        ("1_0", "1_0"),
+        ("0x10", "0x10"),
+        ("7", 7),
+        ("-7", -7),
+        (".inf", float("inf")),
+    ],
 )
 def test_numbers_follow_yaml_1_2(text, expected):
     value, _ = load_yaml(f"x: {text}\n", "f.yaml")

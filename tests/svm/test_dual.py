@@ -16,7 +16,7 @@ KERNELS = ["linear", "poly", "sigmoid", "rbf"]
 PARAMS = {"gamma": 0.2, "degree": 3, "coef0": 0.0}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def libsvm(kernel, dataset):
     # tol 1e-6 puts libsvm within ~2e-6 of the optimum on these sets (measured); tighter
     # tolerances make it crawl on the degenerate circles/linear and circles/poly problems.
@@ -29,10 +29,13 @@ def libsvm(kernel, dataset):
 @pytest.mark.parametrize("solver", ["cvxopt", "smo"])
 def test_agrees_with_libsvm_on_every_cell(dataset, kernel, solver):
     split = load_binary(dataset)
-    ours = KernelSVM(make_kernel(kernel, **PARAMS), C=1.0, solver=solver).fit(split.X_train, split.y_train)
+    ours = KernelSVM(make_kernel(kernel, **PARAMS), C=1.0, solver=solver).fit(
+        split.X_train, split.y_train
+    )
     reference = libsvm(kernel, dataset)
-    np.testing.assert_allclose(ours.decision_function(split.X_test),
-                               reference.decision_function(split.X_test), atol=1e-4)
+    np.testing.assert_allclose(
+        ours.decision_function(split.X_test), reference.decision_function(split.X_test), atol=1e-4
+    )
     np.testing.assert_array_equal(ours.predict(split.X_test), reference.predict(split.X_test))
     assert ours.solver_.status.startswith("optimal")
 
@@ -80,8 +83,9 @@ def test_per_sample_costs_match_libsvm_class_weights():
     ours.fit(split.X_train, np.where(split.y_train > 0, 1.0, 0.0))
     reference = SVC(C=1.0, kernel="rbf", gamma=0.2, tol=1e-6, class_weight={0: 1.0, 1: 5.0})
     reference.fit(split.X_train, np.where(split.y_train > 0, 1, 0))
-    np.testing.assert_allclose(ours.decision_function(split.X_test),
-                               reference.decision_function(split.X_test), atol=1e-4)
+    np.testing.assert_allclose(
+        ours.decision_function(split.X_test), reference.decision_function(split.X_test), atol=1e-4
+    )
 
 
 def test_non_psd_gram_is_detected_for_sigmoid():
@@ -100,8 +104,14 @@ class FakeQP:
     def __call__(self, P, q, G, h, A, b, options=None):
         self.calls.append({"options": options, "P_diag": np.array(P)[0, 0]})
         status, x = self.answers.pop(0)
-        return {"x": np.asarray(x, float).reshape(-1, 1), "status": status, "iterations": 7,
-                "primal infeasibility": 1e-3, "dual infeasibility": 2e-3, "gap": 0.1}
+        return {
+            "x": np.asarray(x, float).reshape(-1, 1),
+            "status": status,
+            "iterations": 7,
+            "primal infeasibility": 1e-3,
+            "dual infeasibility": 2e-3,
+            "gap": 0.1,
+        }
 
 
 def _problem():
@@ -121,19 +131,25 @@ def test_unknown_status_is_retried_with_a_recorded_ridge(monkeypatch):
 
 def test_two_failures_fail_with_status_and_iterations(monkeypatch):
     monkeypatch.setattr(dual.cvxopt.solvers, "qp", FakeQP(("unknown", [9, 9]), ("unknown", [9, 9])))
-    with pytest.raises(SolverError, match=r"status 'unknown' after 7 iterations \(primal infeasibility 0.001") as info:
+    with pytest.raises(
+        SolverError, match=r"status 'unknown' after 7 iterations \(primal infeasibility 0.001"
+    ) as info:
         solve_dual(*_problem(), 1.0, fallback="none")
     assert info.value.fields == {"solver_status": "unknown", "iterations": 14}
 
 
 def test_optimal_but_outside_the_box_is_not_accepted(monkeypatch):
-    monkeypatch.setattr(dual.cvxopt.solvers, "qp", FakeQP(("optimal", [2.0, 2.0]), ("optimal", [2.0, 2.0])))
+    monkeypatch.setattr(
+        dual.cvxopt.solvers, "qp", FakeQP(("optimal", [2.0, 2.0]), ("optimal", [2.0, 2.0]))
+    )
     with pytest.raises(SolverError, match="alpha outside"):
         solve_dual(*_problem(), 1.0, fallback="none")
 
 
 def test_optimal_but_unbalanced_is_not_accepted(monkeypatch):
-    monkeypatch.setattr(dual.cvxopt.solvers, "qp", FakeQP(("optimal", [0.5, 0.1]), ("optimal", [0.5, 0.1])))
+    monkeypatch.setattr(
+        dual.cvxopt.solvers, "qp", FakeQP(("optimal", [0.5, 0.1]), ("optimal", [0.5, 0.1]))
+    )
     with pytest.raises(SolverError, match=r"\|y.alpha\|"):
         solve_dual(*_problem(), 1.0, fallback="none")
 
@@ -161,6 +177,7 @@ def test_invalid_C_rejected(C):
 def test_bad_input_rejected_before_solving(monkeypatch):
     def explode(*args, **kwargs):
         raise AssertionError("solver must not run")
+
     monkeypatch.setattr(dual.cvxopt.solvers, "qp", explode)
     model = KernelSVM(make_kernel("linear"))
     with pytest.raises(DataError, match=r"inconsistent numbers of samples: \[3, 2\]"):

@@ -64,9 +64,14 @@ def test_subgradient_matches_finite_differences_away_from_kinks():
     assert np.abs(margins - 1).min() > 1e-3  # no sample sits on the kink
     grad_w, grad_b = hinge_gradient(w, b, X, y, costs)
     h = 1e-6
-    numeric_w = [(hinge_objective(w + h * e, b, X, y, costs) - hinge_objective(w - h * e, b, X, y, costs)) / (2 * h)
-                 for e in np.eye(3)]
-    numeric_b = (hinge_objective(w, b + h, X, y, costs) - hinge_objective(w, b - h, X, y, costs)) / (2 * h)
+    numeric_w = [
+        (hinge_objective(w + h * e, b, X, y, costs) - hinge_objective(w - h * e, b, X, y, costs))
+        / (2 * h)
+        for e in np.eye(3)
+    ]
+    numeric_b = (
+        hinge_objective(w, b + h, X, y, costs) - hinge_objective(w, b - h, X, y, costs)
+    ) / (2 * h)
     np.testing.assert_allclose(grad_w, numeric_w, rtol=1e-7, atol=1e-7)
     assert grad_b == pytest.approx(numeric_b, rel=1e-7, abs=1e-7)
 
@@ -94,15 +99,26 @@ def test_full_size_minibatch_equals_batch_descent(iris):
 
 def test_stochastic_training_is_reproducible_from_the_generator(iris):
     def run(seed):
-        return fit_gradient_descent(iris.X_train, iris.y_train, 5.0, 1e-3, 5, batch_size=8,
-                                    rng=np.random.default_rng(seed))
+        return fit_gradient_descent(
+            iris.X_train, iris.y_train, 5.0, 1e-3, 5, batch_size=8, rng=np.random.default_rng(seed)
+        )
+
     np.testing.assert_array_equal(run(1).w, run(1).w)
     assert not np.array_equal(run(1).w, run(2).w)
 
 
 def test_stochastic_training_learns(iris):
-    fit = fit_gradient_descent(iris.X_train, iris.y_train, 5.0, 1e-3, 30, batch_size=4,
-                               schedule="inverse", decay=0.1, rng=np.random.default_rng(0))
+    fit = fit_gradient_descent(
+        iris.X_train,
+        iris.y_train,
+        5.0,
+        1e-3,
+        30,
+        batch_size=4,
+        schedule="inverse",
+        decay=0.1,
+        rng=np.random.default_rng(0),
+    )
     assert (predict(fit.w, fit.b, iris.X_test) == iris.y_test).mean() >= 0.9
 
 
