@@ -22,6 +22,15 @@ from typing import IO, Any
 
 import numpy as np
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files 0600; results should get the permissions any new file would.
+_FILE_MODE = 0o666 & ~_current_umask()
+
 STATUSES = ("running", "complete", "failed", "interrupted", "diverged")
 LATEST = "latest"
 
@@ -47,6 +56,7 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
