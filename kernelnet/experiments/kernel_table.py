@@ -214,6 +214,9 @@ def report(ctx: ReportContext) -> Report:
     _plots(ctx, groups)
     done = ctx.completed
     summary = {
+        "label_mapping": {
+            r.cell.config.data.dataset: r.artifacts["split"].label_mapping for r in done
+        },
         "test_accuracy": {r.cell.id: r.row["test_accuracy"] for r in done},
         "non_psd_cells": [r.cell.id for r in done if not r.artifacts["spectrum"].psd],
         "gram_min_eigenvalue": {r.cell.id: r.artifacts["spectrum"].min_eigenvalue for r in done},
