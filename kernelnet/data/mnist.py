@@ -1,0 +1,92 @@
+"""MNIST from the original IDX files (gzip-compressed), verified by sha256 of the
+decompressed bytes, with the header checked before any pixel is read.
+
+IDX: big-endian; magic 2051 (images: count, rows, cols) or 2049 (labels: count), then a
+uint8 payload. Arrays come back as uint8; convert to float before arithmetic (uint8
+arithmetic wraps silently).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kernelnet.data.registry import data_root
+from kernelnet.errors import DataError
+
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+FILES = {
+    "train_images": ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train_labels": ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "test_images": ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+HOW_TO_GET = "it ships under data/mnist/; with internet, `kernelnet data fetch mnist` downloads it"
+
+
+def read_gz(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataError(f"MNIST file not found: {path} ({HOW_TO_GET})")
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file: {exc}") from None
+
+
+def parse_idx(raw: bytes, name: str, expected_magic: int) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array of shape (count,) or (count, rows, cols)."""
+    if len(raw) < 8:
+        raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes)")
+    (magic,) = struct.unpack(">i", raw[:4])
+    if magic != expected_magic:
+        raise DataError(f"{name}: bad IDX magic number {magic} (expected {expected_magic})")
+    ndim = 3 if magic == IMAGES_MAGIC else 1
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes)")
+    shape = struct.unpack(f">{ndim}i", raw[4:header])
+    if ndim == 3 and shape[1:] != (28, 28):
+        raise DataError(f"{name}: images are {shape[1]}x{shape[2]}, expected 28x28")
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{name}: payload has {len(raw) - header} bytes but the header promises {expected} "
+            f"(shape {shape}); the file is truncated or corrupt"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+@dataclass(frozen=True)
+class Mnist:
+    train_images: np.ndarray  # (60000, 28, 28) uint8
+    train_labels: np.ndarray  # (60000,) uint8
+    test_images: np.ndarray  # (10000, 28, 28) uint8
+    test_labels: np.ndarray  # (10000,) uint8
+
+
+def load_mnist(root: Path | None = None, verify: bool = True) -> Mnist:
+    """The four MNIST arrays from ``<root>/mnist/*.gz``; checks sha256 pins and headers."""
+    folder = (root or data_root()) / "mnist"
+    arrays = {}
+    for key, (name, pin) in FILES.items():
+        path = folder / f"{name}.gz"
+        raw = read_gz(path)
+        if verify:
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest != pin:
+                raise DataError(f"{path}: sha256 of the decompressed data is {digest}, expected {pin}")
+        arrays[key] = parse_idx(raw, str(path), IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC)
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(
+                f"MNIST {part}: {images.shape[0]} images but {labels.shape[0]} labels"
+            )
+    return Mnist(**arrays)
