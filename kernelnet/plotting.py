@@ -174,3 +174,93 @@ def decision_grid(
     legend = "o train   ^ test   ○ support vector   — f(x)=0   -- f(x)=±1   blue: +1, red: -1"
     figure.suptitle(f"{title}\n{legend}" if title else legend, fontsize="medium")
     return figure
+
+
+def training_curves(
+    iteration_loss: Sequence[float],
+    epochs: Sequence[int],
+    train_accuracy: Sequence[float],
+    val_accuracy: Sequence[float],
+    title: str,
+) -> Figure:
+    """The classic two panels: loss per iteration (raw and smoothed) and accuracy per epoch."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    loss = np.asarray(iteration_loss)
+    left.plot(np.arange(1, loss.size + 1), loss, color="#9ecae1", lw=0.6, label="per iteration")
+    window = max(1, loss.size // 50)
+    if window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        left.plot(
+            np.arange(window, loss.size + 1),
+            smooth,
+            color="#08519c",
+            lw=1.6,
+            label=f"moving mean ({window})",
+        )
+    left.set(xlabel="iteration", ylabel="training loss", title="Training loss", yscale="log")
+    left.legend(frameon=False)
+    right.plot(
+        epochs, 100 * np.asarray(train_accuracy), "o-", color="#756bb1", label="train (sample)"
+    )
+    right.plot(epochs, 100 * np.asarray(val_accuracy), "s-", color="#31a354", label="validation")
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", xticks=list(epochs))
+    right.legend(frameon=False, loc="lower right")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+    figure.suptitle(title)
+    return figure
+
+
+def confusion_matrix(matrix: np.ndarray, title: str) -> Figure:
+    """Counts in each cell, colour by the row-normalized rate (true class = row)."""
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(6.4, 5.6), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    k = matrix.shape[0]
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                axes.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize="x-small",
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
+    axes.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=title)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    return figure
+
+
+def image_grid(
+    images: np.ndarray,
+    captions: Sequence[str],
+    title: str,
+    columns: int = 10,
+    cmap: str = "gray_r",
+    symmetric: bool = False,
+) -> Figure:
+    """Small images (n, 28, 28) in a grid, each with a caption; ``symmetric`` centres a
+    diverging colour map on 0 per image (for weights)."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    figure = Figure(figsize=(1.25 * columns, 1.4 * rows + 0.5), layout="constrained")
+    grid = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
+    for index, axes in enumerate(grid.flat):
+        axes.set_axis_off()
+        if index >= n:
+            continue
+        image = images[index]
+        if symmetric:
+            reach = float(np.abs(image).max()) or 1.0
+            axes.imshow(image, cmap=cmap, vmin=-reach, vmax=reach)
+        else:
+            axes.imshow(image, cmap=cmap)
+        axes.set_title(captions[index], fontsize="x-small")
+    figure.suptitle(title)
+    return figure

@@ -13,7 +13,7 @@ from kernelnet.config import RawConfig, read_config_file
 from kernelnet.errors import KernelnetError
 from kernelnet.experiments import get_experiment
 from kernelnet.provenance import environment
-from kernelnet.runner import execute, resolve_experiment_config
+from kernelnet.runner import Progress, execute, resolve_experiment_config
 from kernelnet.runs import RunDir, utc_now
 from kernelnet.tables import Table
 
@@ -28,7 +28,7 @@ class ReproducedRun:
     error: str = ""
 
 
-def run_config(path: Path, runs_dir: Path, progress: Callable | None = None) -> ReproducedRun:
+def run_config(path: Path, runs_dir: Path, progress: Progress | None = None) -> ReproducedRun:
     started = time.perf_counter()
     experiment_name = "?"
     try:
@@ -72,7 +72,7 @@ def reproduce(
     configs: list[Path],
     runs_dir: Path,
     on_run: Callable[[ReproducedRun], None] | None = None,
-    progress: Callable | None = None,
+    progress: Progress | None = None,
 ) -> tuple[RunDir, list[ReproducedRun]]:
     """Run each config in turn (a failure does not stop the rest); write REPORT.md."""
     report = RunDir.create(runs_dir, "reproduce")

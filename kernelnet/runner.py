@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import logging
@@ -19,10 +20,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,7 +42,13 @@ from kernelnet.tables import Table
 log = logging.getLogger(__name__)
 package_log = logging.getLogger("kernelnet")
 
-ProgressCallback = Callable[[int, int, CellResult], None]
+
+class Progress(Protocol):
+    """What the runner reports while it works (the CLI draws it as progress bars)."""
+
+    def cell_done(self, done: int, total: int, result: CellResult) -> None: ...
+
+    def step(self, done: int, total: int, label: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -113,34 +120,40 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_cell(experiment: Experiment, cell: Cell, run: RunDir) -> CellResult:
+def _run_cell(
+    experiment: Experiment, cell: Cell, run: RunDir, progress: Progress | None
+) -> CellResult:
     logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
     context = CellContext(cell, run, cell_rng(cell.config.seed, cell.id), logger)
+    if progress is not None:
+        context = dataclasses.replace(context, progress=progress.step)
     try:
         output = experiment.run_cell(cell.config, context)
     except Diverged as exc:
         log.error("cell %s diverged: %s", cell.id, exc)
-        return CellResult(cell, "diverged", {**cell.params, **exc.details}, error=str(exc))
+        return CellResult(cell, "diverged", [{**cell.params, **exc.details}], error=str(exc))
     except KernelnetError as exc:
         log.error("cell %s failed: %s", cell.id, exc)
         fields = getattr(exc, "fields", {})
-        return CellResult(cell, "failed", {**cell.params, **fields}, error=str(exc))
+        return CellResult(cell, "failed", [{**cell.params, **fields}], error=str(exc))
     except Exception as exc:  # a bug in one cell must not lose the rest of the grid
         log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
-        return CellResult(cell, "failed", dict(cell.params), error=f"{type(exc).__name__}: {exc}")
-    return CellResult(cell, "complete", output.row, output.artifacts)
+        return CellResult(cell, "failed", [dict(cell.params)], error=f"{type(exc).__name__}: {exc}")
+    return CellResult(cell, "complete", output.rows, output.artifacts)
 
 
 def metrics_csv(results: list[CellResult]) -> str:
     """Columns in the order the completed rows give them (failed rows keep what they have)."""
     columns: list[str] = []
     for result in sorted(results, key=lambda r: not r.ok):
-        columns += [key for key in result.row if key not in columns]
+        for row in result.rows:
+            columns += [key for key in row if key not in columns]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for result in results:
-        writer.writerow({k: v for k, v in result.row.items() if v is not None})
+        for row in result.rows:
+            writer.writerow({k: v for k, v in row.items() if v is not None})
     return buffer.getvalue()
 
 
@@ -165,7 +178,7 @@ def execute(
     resolved: dict[str, Any],
     runs_dir: Path,
     argv: list[str] | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> RunOutcome:
     """Run every cell of a resolved config in a new run folder; see the module docstring."""
     cells = expand(experiment.schema, resolved)
@@ -192,10 +205,10 @@ def execute(
         try:
             log.info("run %s: %d cell(s) of %s", run.path, len(cells), experiment.name)
             for cell in cells:
-                result = _run_cell(experiment, cell, run)
+                result = _run_cell(experiment, cell, run, progress)
                 results.append(result)
                 if progress is not None:
-                    progress(len(results), len(cells), result)
+                    progress.cell_done(len(results), len(cells), result)
             status = _final_status(results)
             report = experiment.report(ReportContext(run, resolved, results))
             tables = list(report.tables)

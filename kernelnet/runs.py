@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -65,6 +65,28 @@ Examples:  kernelnet kernel-table
         )
 
     @app.command(
+        "mnist",
+        help=REGISTRY["mnist"].help
+        + """
+
+The default config (configs/mnist.yaml) is the classic course setup: the first 55,000
+training images for training, the last 5,000 for validation, the 10,000 test images for
+test; raw pixels 0..255; one hidden layer of 100 ReLU units; plain SGD with learning rate
+1e-3 decayed by 0.95 per epoch; batch 100; 5 epochs. configs/mnist-deep.yaml shows batch
+norm, dropout, Adam and early stopping.
+
+Examples:  kernelnet mnist
+
+           kernelnet mnist --epochs 10 --set train.optimizer=adam""",
+    )
+    @with_common_options
+    def mnist(
+        common: CommonOptions,
+        epochs: Annotated[Optional[str], typer.Option(help="Number of training epochs.")] = None,
+    ) -> None:
+        launch("mnist", common, {"train.epochs": ("--epochs", epochs)})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -59,9 +59,30 @@ def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+class BarProgress:
+    """Two bars on stderr: grid cells, and the steps inside the current cell."""
+
+    def __init__(self, progress: Progress, title: str):
+        self._progress = progress
+        self._cells = progress.add_task(title, total=None, cell="")
+        self._steps = None
+
+    def cell_done(self, done: int, total: int, result: CellResult) -> None:
+        mark = "" if result.ok else f" [red]{result.status}[/]"
+        self._progress.update(self._cells, completed=done, total=total, cell=result.cell.id + mark)
+        if self._steps is not None:
+            self._progress.remove_task(self._steps)
+            self._steps = None
+
+    def step(self, done: int, total: int, label: str) -> None:
+        if self._steps is None:
+            self._steps = self._progress.add_task("  steps", total=total, cell=label)
+        self._progress.update(self._steps, completed=done, total=total, cell=label)
+
+
 @contextlib.contextmanager
-def cell_progress(title: str, enabled: bool) -> Iterator:
-    """A progress bar over grid cells on stderr, only when stderr is a terminal."""
+def cell_progress(title: str, enabled: bool) -> Iterator[BarProgress | None]:
+    """Progress bars on stderr, only when stderr is a terminal."""
     console = stderr_console()
     if not enabled or not console.is_terminal:
         yield None
@@ -74,10 +95,4 @@ def cell_progress(title: str, enabled: bool) -> Iterator:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(title, total=None, cell="")
-
-        def advance(done: int, total: int, result: CellResult) -> None:
-            mark = "" if result.ok else f" [red]{result.status}[/]"
-            progress.update(task, completed=done, total=total, cell=result.cell.id + mark)
-
-        yield advance
+        yield BarProgress(progress, title)

@@ -22,10 +22,22 @@ from kernelnet.errors import DataError
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 FILES = {
-    "train_images": ("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    "train_labels": ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    "test_images": ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    "test_labels": ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    "train_images": (
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    "train_labels": (
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
+    "test_images": (
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    "test_labels": (
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
 }
 HOW_TO_GET = "it ships under data/mnist/; with internet, `kernelnet data fetch mnist` downloads it"
 
@@ -81,12 +93,14 @@ def load_mnist(root: Path | None = None, verify: bool = True) -> Mnist:
         if verify:
             digest = hashlib.sha256(raw).hexdigest()
             if digest != pin:
-                raise DataError(f"{path}: sha256 of the decompressed data is {digest}, expected {pin}")
-        arrays[key] = parse_idx(raw, str(path), IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC)
+                raise DataError(
+                    f"{path}: sha256 of the decompressed data is {digest}, expected {pin}"
+                )
+        arrays[key] = parse_idx(
+            raw, str(path), IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
+        )
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.shape[0] != labels.shape[0]:
-            raise DataError(
-                f"MNIST {part}: {images.shape[0]} images but {labels.shape[0]} labels"
-            )
+            raise DataError(f"MNIST {part}: {images.shape[0]} images but {labels.shape[0]} labels")
     return Mnist(**arrays)

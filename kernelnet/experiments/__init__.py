@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from kernelnet.errors import ConfigError
-from kernelnet.experiments import kernel_table, svm_primal
+from kernelnet.experiments import kernel_table, mnist, svm_primal
 from kernelnet.experiments.base import Experiment
 
 REGISTRY: dict[str, Experiment] = {
-    experiment.name: experiment for experiment in (svm_primal.EXPERIMENT, kernel_table.EXPERIMENT)
+    experiment.name: experiment
+    for experiment in (svm_primal.EXPERIMENT, kernel_table.EXPERIMENT, mnist.EXPERIMENT)
 }
 
 

@@ -28,19 +28,25 @@ class ExperimentConfig:
     seed: int = param(0, ge=0, help="run seed; each cell's Generator derives from it")
 
 
+def _no_progress(done: int, total: int, label: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class CellContext:
     cell: Cell  # id and swept values; the config itself is passed separately
     run: RunDir
     rng: np.random.Generator
     log: logging.Logger
+    progress: Callable[[int, int, str], None] = _no_progress  # (done, total, label) within a cell
 
 
 @dataclass(frozen=True)
 class CellOutput:
-    """A cell's metrics row (one line of metrics.csv) and in-memory results for the report."""
+    """A cell's metrics rows (lines of metrics.csv: usually one, one per epoch for training
+    curves) and in-memory results for the report."""
 
-    row: dict[str, Any]
+    rows: list[dict[str, Any]]
     artifacts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,13 +54,18 @@ class CellOutput:
 class CellResult:
     cell: Cell
     status: str  # "complete" | "failed" | "diverged"
-    row: dict[str, Any]
+    rows: list[dict[str, Any]]
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The first (for most experiments the only) metrics row."""
+        return self.rows[0] if self.rows else {}
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         bias=np.float64(svm.bias_),
         support=svm.support_,
     )
-    return CellOutput(row, {"model": svm, "split": split, "spectrum": spectrum})
+    return CellOutput([row], {"model": svm, "split": split, "spectrum": spectrum})
 
 
 def _others(result: CellResult) -> tuple:

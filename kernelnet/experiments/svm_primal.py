@@ -100,7 +100,7 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         "train_accuracy": _accuracy_path(fit, split.X_train, split.y_train),
         "label_mapping": split.label_mapping,
     }
-    return CellOutput(row, artifacts)
+    return CellOutput([row], artifacts)
 
 
 def report(ctx: ReportContext) -> Report:

@@ -132,9 +132,7 @@ def batchnorm_backward(dout: np.ndarray, cache):
     if not train:
         return dx_hat * inv_std, dgamma, dbeta
     n = dout.shape[0]
-    dx = (inv_std / n) * (
-        n * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat).sum(axis=0)
-    )
+    dx = (inv_std / n) * (n * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat).sum(axis=0))
     return dx, dgamma, dbeta
 
 

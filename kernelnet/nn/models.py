@@ -47,16 +47,26 @@ class MLP:
         or sqrt(1/fan_in) (xavier); biases and batch-norm beta 0, gamma 1."""
         model = cls(list(hidden), **options)
         if model.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {model.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {model.activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
         sizes = [input_dim, *hidden, n_classes]
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            scale = {"normal": weight_scale, "he": np.sqrt(2 / fan_in), "xavier": np.sqrt(1 / fan_in)}[init]
-            model.params[f"W{index}"] = (scale * rng.standard_normal((fan_in, fan_out))).astype(dtype)
+            scale = {
+                "normal": weight_scale,
+                "he": np.sqrt(2 / fan_in),
+                "xavier": np.sqrt(1 / fan_in),
+            }[init]
+            model.params[f"W{index}"] = (scale * rng.standard_normal((fan_in, fan_out))).astype(
+                dtype
+            )
             model.params[f"b{index}"] = np.zeros(fan_out, dtype=dtype)
             if model.batchnorm and index < len(sizes) - 1:
                 model.params[f"gamma{index}"] = np.ones(fan_out, dtype=dtype)
                 model.params[f"beta{index}"] = np.zeros(fan_out, dtype=dtype)
-                model.running[index] = RunningStats(np.zeros(fan_out, dtype), np.ones(fan_out, dtype))
+                model.running[index] = RunningStats(
+                    np.zeros(fan_out, dtype), np.ones(fan_out, dtype)
+                )
         return model
 
     @property
@@ -70,19 +80,26 @@ class MLP:
         caches = []
         h = X
         for index in range(1, self.n_layers):
-            h, affine_cache = layers.affine_forward(h, self.params[f"W{index}"], self.params[f"b{index}"])
+            h, affine_cache = layers.affine_forward(
+                h, self.params[f"W{index}"], self.params[f"b{index}"]
+            )
             bn_cache = None
             if self.batchnorm:
                 h, bn_cache, stats = layers.batchnorm_forward(
-                    h, self.params[f"gamma{index}"], self.params[f"beta{index}"],
-                    self.running[index], train,
+                    h,
+                    self.params[f"gamma{index}"],
+                    self.params[f"beta{index}"],
+                    self.running[index],
+                    train,
                 )
                 self.running[index] = stats
             h, act_cache = act_forward(h)
             h, drop_cache = layers.dropout_forward(h, self.dropout, train, rng)
             caches.append((affine_cache, bn_cache, act_cache, drop_cache))
         last = self.n_layers
-        scores, affine_cache = layers.affine_forward(h, self.params[f"W{last}"], self.params[f"b{last}"])
+        scores, affine_cache = layers.affine_forward(
+            h, self.params[f"W{last}"], self.params[f"b{last}"]
+        )
         caches.append(affine_cache)
         return scores, caches
 
@@ -97,14 +114,21 @@ class MLP:
             dh = layers.dropout_backward(dh, drop_cache)
             dh = act_backward(dh, act_cache)
             if self.batchnorm:
-                dh, grads[f"gamma{index}"], grads[f"beta{index}"] = layers.batchnorm_backward(dh, bn_cache)
+                dh, grads[f"gamma{index}"], grads[f"beta{index}"] = layers.batchnorm_backward(
+                    dh, bn_cache
+                )
             dh, grads[f"W{index}"], grads[f"b{index}"] = layers.affine_backward(
                 dh, affine_cache, need_dx=index > 1
             )
         return grads
 
-    def loss(self, X: np.ndarray, y: np.ndarray, train: bool = True,
-             rng: np.random.Generator | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    def loss(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        train: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean data loss + L2 penalty, and the gradient of both."""
         scores, caches = self.forward(X, train, rng)
         loss, dscores = LOSSES[self.loss_name](scores, y)
@@ -118,13 +142,18 @@ class MLP:
 
     def scores(self, X: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """Eval-mode scores, computed in batches to bound memory."""
-        parts = [self.forward(X[i:i + batch_size], train=False)[0] for i in range(0, len(X), batch_size)]
+        parts = [
+            self.forward(X[i : i + batch_size], train=False)[0]
+            for i in range(0, len(X), batch_size)
+        ]
         return np.concatenate(parts)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.scores(X).argmax(axis=1)
 
 
-def two_layer_net(input_dim: int, hidden: int, n_classes: int, rng: np.random.Generator, **kw) -> MLP:
+def two_layer_net(
+    input_dim: int, hidden: int, n_classes: int, rng: np.random.Generator, **kw
+) -> MLP:
     """The classic TwoLayerNet: affine - ReLU - affine - softmax."""
     return MLP.create(input_dim, [hidden], n_classes, rng, **kw)

@@ -69,7 +69,7 @@ def train(
         order = rng.permutation(n)
         losses = np.empty(steps)
         for step in range(steps):
-            batch = order[step * settings.batch_size:(step + 1) * settings.batch_size]
+            batch = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             loss, grads = model.loss(X_train[batch], y_train[batch], train=True, rng=rng)
             if not math.isfinite(loss):
                 raise Diverged(
@@ -84,8 +84,12 @@ def train(
         history.iteration_loss.extend(losses.tolist())
         sample = rng.choice(n, size=min(settings.train_accuracy_sample, n), replace=False)
         record = EpochRecord(
-            epoch, float(losses.mean()), accuracy(model, X_train[sample], y_train[sample]),
-            accuracy(model, X_val, y_val), optimizer.lr, time.perf_counter() - started,
+            epoch,
+            float(losses.mean()),
+            accuracy(model, X_train[sample], y_train[sample]),
+            accuracy(model, X_val, y_val),
+            optimizer.lr,
+            time.perf_counter() - started,
         )
         history.epochs.append(record)
         if record.val_accuracy > history.best_val_accuracy:
