@@ -6,6 +6,7 @@ import typer
 
 import kernelnet
 from kernelnet.cli import experiments, reproduce
+from kernelnet.cli.data import data_app
 from kernelnet.cli.runs import runs_app
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ def root(
 experiments.register(app)
 reproduce.register(app)
 app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

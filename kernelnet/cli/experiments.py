@@ -87,6 +87,22 @@ Examples:  kernelnet mnist
         launch("mnist", common, {"train.epochs": ("--epochs", epochs)})
 
     @app.command(
+        "gradcheck",
+        help=REGISTRY["gradcheck"].help
+        + """
+
+Each layer (affine, ReLU, leaky ReLU, sigmoid, tanh, batch norm in train and eval mode,
+dropout) and loss (softmax cross-entropy, MSE, binary cross-entropy, multiclass hinge), and
+two small MLPs, is checked in float64 with step h = 1e-5. Thresholds: 1e-7 for smooth
+functions, 1e-5 for kinked ones (inputs kept away from the kinks). Exits 1 if any fails.
+
+Example:  kernelnet gradcheck --set check.name=batchnorm_train,softmax_cross_entropy""",
+    )
+    @with_common_options
+    def gradcheck(common: CommonOptions) -> None:
+        launch("gradcheck", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from kernelnet.errors import ConfigError
-from kernelnet.experiments import kernel_table, mnist, svm_primal
+from kernelnet.experiments import gradcheck, kernel_table, mnist, svm_primal
 from kernelnet.experiments.base import Experiment
 
 REGISTRY: dict[str, Experiment] = {
     experiment.name: experiment
-    for experiment in (svm_primal.EXPERIMENT, kernel_table.EXPERIMENT, mnist.EXPERIMENT)
+    for experiment in (
+        svm_primal.EXPERIMENT,
+        kernel_table.EXPERIMENT,
+        mnist.EXPERIMENT,
+        gradcheck.EXPERIMENT,
+    )
 }
 
 

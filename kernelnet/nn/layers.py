@@ -14,9 +14,11 @@ from kernelnet.nn.functional import sigmoid
 
 
 # -- fully connected: Y = X W + b;  dX = dY W^T,  dW = X^T dY,  db = column sums of dY --
-def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray):
+def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None):
+    """``b=None`` for a layer without bias (e.g. one followed by batch norm)."""
     out = x @ W
-    out += b
+    if b is not None:
+        out += b
     return out, (x, W)
 
 

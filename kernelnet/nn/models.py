@@ -1,7 +1,9 @@
 """A multilayer perceptron of any depth, built from the layer functions.
 
 Each hidden layer is affine -> [batch norm] -> activation -> [dropout]; the output layer is
-affine. ``TwoLayerNet`` is the one-hidden-layer case. Parameters live in one dict
+affine. ``TwoLayerNet`` is the one-hidden-layer case. With batch norm the hidden affine
+layers have no bias: batch norm subtracts the batch mean, so such a bias has gradient 0
+and beta does its job. Parameters live in one dict
 (``W1, b1, gamma1, beta1, ..., W{L}, b{L}``) that an optimizer walks; batch-norm running
 statistics live apart, in ``running``.
 """
@@ -60,13 +62,14 @@ class MLP:
             model.params[f"W{index}"] = (scale * rng.standard_normal((fan_in, fan_out))).astype(
                 dtype
             )
-            model.params[f"b{index}"] = np.zeros(fan_out, dtype=dtype)
             if model.batchnorm and index < len(sizes) - 1:
                 model.params[f"gamma{index}"] = np.ones(fan_out, dtype=dtype)
                 model.params[f"beta{index}"] = np.zeros(fan_out, dtype=dtype)
                 model.running[index] = RunningStats(
                     np.zeros(fan_out, dtype), np.ones(fan_out, dtype)
                 )
+            else:
+                model.params[f"b{index}"] = np.zeros(fan_out, dtype=dtype)
         return model
 
     @property
@@ -81,7 +84,7 @@ class MLP:
         h = X
         for index in range(1, self.n_layers):
             h, affine_cache = layers.affine_forward(
-                h, self.params[f"W{index}"], self.params[f"b{index}"]
+                h, self.params[f"W{index}"], self.params.get(f"b{index}")
             )
             bn_cache = None
             if self.batchnorm:
@@ -117,9 +120,9 @@ class MLP:
                 dh, grads[f"gamma{index}"], grads[f"beta{index}"] = layers.batchnorm_backward(
                     dh, bn_cache
                 )
-            dh, grads[f"W{index}"], grads[f"b{index}"] = layers.affine_backward(
-                dh, affine_cache, need_dx=index > 1
-            )
+            dh, grads[f"W{index}"], db = layers.affine_backward(dh, affine_cache, need_dx=index > 1)
+            if f"b{index}" in self.params:
+                grads[f"b{index}"] = db
         return grads
 
     def loss(

@@ -70,7 +70,9 @@ def train(
         losses = np.empty(steps)
         for step in range(steps):
             batch = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-            loss, grads = model.loss(X_train[batch], y_train[batch], train=True, rng=rng)
+            # overflow on the way to divergence is expected; the check below reports it
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grads = model.loss(X_train[batch], y_train[batch], train=True, rng=rng)
             if not math.isfinite(loss):
                 raise Diverged(
                     f"loss became {loss} at epoch {epoch}, step {step + 1} with learning rate "

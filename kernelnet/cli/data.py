@@ -1,0 +1,41 @@
+"""``kernelnet data``: fetch datasets (for users who have internet)."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kernelnet.cli.launch import user_errors
+from kernelnet.data.fetch import DEFAULT_MIRROR, fetch_mnist
+from kernelnet.data.registry import data_root
+from kernelnet.errors import ConfigError
+
+data_app = typer.Typer(help="Get datasets.", no_args_is_help=True)
+
+
+@data_app.command("fetch")
+def fetch(
+    dataset: Annotated[str, typer.Argument(help="Dataset to download (mnist).")],
+    dest: Annotated[
+        Optional[Path], typer.Option(help="Data folder (default: the one kernelnet reads).")
+    ] = None,
+    url: Annotated[
+        str, typer.Option(help="Mirror holding the four MNIST .gz files.")
+    ] = DEFAULT_MIRROR,
+    force: Annotated[bool, typer.Option(help="Download even if valid files are present.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Download MNIST into the data folder, verifying every file's sha256 pin.
+
+    kernelnet ships MNIST, so this is only needed to restore a deleted or damaged copy.
+    """
+    with user_errors(debug):
+        if dataset != "mnist":
+            raise ConfigError(f"unknown dataset {dataset!r} to fetch; valid: mnist")
+        folder = dest or data_root()
+        written = fetch_mnist(folder, url, force=force)
+    for path in written:
+        sys.stdout.write(f"{path}\n")
+    if not written:
+        sys.stderr.write(f"MNIST in {folder / 'mnist'} is already complete and verified\n")
