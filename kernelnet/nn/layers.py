@@ -22,11 +22,16 @@ def affine_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None):
     return out, (x, W)
 
 
-def affine_backward(dout: np.ndarray, cache, need_dx: bool = True):
-    """Returns (dx, dW, db); ``need_dx=False`` skips dX (the first layer has no use for it)."""
+def affine_backward(
+    dout: np.ndarray, cache, need_dx: bool = True, dW_out: np.ndarray | None = None
+):
+    """Returns (dx, dW, db); ``need_dx=False`` skips dX (the first layer has no use for it).
+
+    ``dW_out``, if given, receives dW (a reused buffer: a fresh (D, M) array per call costs
+    page faults once it is larger than the allocator's mmap threshold)."""
     x, W = cache
     dx = dout @ W.T if need_dx else None
-    return dx, x.T @ dout, dout.sum(axis=0)
+    return dx, np.matmul(x.T, dout, out=dW_out), dout.sum(axis=0)
 
 
 # -- ReLU: max(0, x); derivative is the Heaviside step (0 at x = 0) --

@@ -31,6 +31,7 @@ class MLP:
     loss_name: str = "softmax"
     params: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     running: dict[int, RunningStats] = field(default_factory=dict, repr=False)
+    _weight_grads: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(
@@ -106,12 +107,23 @@ class MLP:
         caches.append(affine_cache)
         return scores, caches
 
+    def _weight_grad_buffer(self, name: str) -> np.ndarray:
+        buffer = self._weight_grads.get(name)
+        if buffer is None:
+            buffer = self._weight_grads[name] = np.empty_like(self.params[name])
+        return buffer
+
     def backward(self, dscores: np.ndarray, caches) -> dict[str, np.ndarray]:
-        """Gradients of the data loss for every parameter (weight decay not included)."""
+        """Gradients of the data loss for every parameter (weight decay not included).
+
+        Weight gradients are written into buffers the model reuses: they stay valid until
+        the next ``backward`` call."""
         _, act_backward = ACTIVATIONS[self.activation]
         grads: dict[str, np.ndarray] = {}
         last = self.n_layers
-        dh, grads[f"W{last}"], grads[f"b{last}"] = layers.affine_backward(dscores, caches[-1])
+        dh, grads[f"W{last}"], grads[f"b{last}"] = layers.affine_backward(
+            dscores, caches[-1], dW_out=self._weight_grad_buffer(f"W{last}")
+        )
         for index in range(last - 1, 0, -1):
             affine_cache, bn_cache, act_cache, drop_cache = caches[index - 1]
             dh = layers.dropout_backward(dh, drop_cache)
@@ -120,7 +132,9 @@ class MLP:
                 dh, grads[f"gamma{index}"], grads[f"beta{index}"] = layers.batchnorm_backward(
                     dh, bn_cache
                 )
-            dh, grads[f"W{index}"], db = layers.affine_backward(dh, affine_cache, need_dx=index > 1)
+            dh, grads[f"W{index}"], db = layers.affine_backward(
+                dh, affine_cache, need_dx=index > 1, dW_out=self._weight_grad_buffer(f"W{index}")
+            )
             if f"b{index}" in self.params:
                 grads[f"b{index}"] = db
         return grads

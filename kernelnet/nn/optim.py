@@ -16,10 +16,14 @@ class SGD:
     """w <- w - lr * g"""
 
     lr: float = 1e-3
+    _scratch: Params = field(default_factory=dict, repr=False)  # reused for lr * g
 
     def step(self, params: Params, grads: Params) -> None:
         for name, grad in grads.items():
-            params[name] -= self.lr * grad
+            scratch = self._scratch.get(name)
+            if scratch is None or scratch.shape != grad.shape or scratch.dtype != grad.dtype:
+                scratch = self._scratch[name] = np.empty_like(grad)
+            params[name] -= np.multiply(grad, self.lr, out=scratch)
 
 
 @dataclass
