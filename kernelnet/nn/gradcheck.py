@@ -184,7 +184,8 @@ def _mlp(activation: str, batchnorm: bool):
             model.running.update(running)  # train-mode forward updates the running stats
             return model.loss(X, y, train=True)[0]
 
-        _, grads = model.loss(X, y, train=True)
+        # copy: the model reuses its weight-gradient buffers on every backward pass
+        grads = {k: v.copy() for k, v in model.loss(X, y, train=True)[1].items()}
         return max(
             relative_error(grads[name], numeric_gradient(loss, value, h))
             for name, value in model.params.items()
