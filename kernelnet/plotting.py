@@ -264,3 +264,23 @@ def image_grid(
         axes.set_title(captions[index], fontsize="x-small")
     figure.suptitle(title)
     return figure
+
+
+def error_tradeoff(curves: dict[str, list[tuple[float, int, int, int, int]]]) -> Figure:
+    """Per dataset: false positives and false negatives (train solid, test dashed) against
+    the cost ratio C1/C0 on a log axis. Each curve entry is (ratio, train FP, train FN,
+    test FP, test FN)."""
+    figure = Figure(figsize=(3.4 * max(1, len(curves)), 3.6), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(1, max(1, len(curves)), squeeze=False)[0])
+    for axes, (dataset, points) in zip(grid, curves.items()):
+        ratio, train_fp, train_fn, test_fp, test_fn = (np.array(v) for v in zip(*points))
+        axes.plot(ratio, train_fp, "o-", color=NEGATIVE, label="FP (train)")
+        axes.plot(ratio, train_fn, "s-", color=POSITIVE, label="FN (train)")
+        axes.plot(ratio, test_fp, "o--", color=NEGATIVE, alpha=0.5, label="FP (test)")
+        axes.plot(ratio, test_fn, "s--", color=POSITIVE, alpha=0.5, label="FN (test)")
+        axes.set(xscale="log", xlabel="C1 / C0", ylabel="errors", title=dataset)
+        axes.grid(alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+    grid[0].legend(frameon=False, fontsize="small")
+    figure.suptitle("False positives (−1 predicted +1) against false negatives as C1/C0 grows")
+    return figure

@@ -103,6 +103,22 @@ Example:  kernelnet gradcheck --set check.name=batchnorm_train,softmax_cross_ent
         launch("gradcheck", common, {})
 
     @app.command(
+        "asym-svm",
+        help=REGISTRY["asym-svm"].help
+        + """
+
+Minimizes 1/2 ||w||^2 + C0 sum_{y=-1} xi + C1 sum_{y=+1} xi through the dual with a
+per-sample box 0 <= alpha_i <= C_i, for each cost ratio C1/C0 on each toy set, and reports
+false positives, false negatives, accuracy and support vectors. Defaults:
+configs/asym-svm.yaml (RBF, gamma 0.2, C0 = 1, ratios 0.1 ... 10).
+
+Example:  kernelnet asym-svm --set svm.cost_ratio=0.2,1,5 --set data.dataset=moons""",
+    )
+    @with_common_options
+    def asym_svm(common: CommonOptions) -> None:
+        launch("asym-svm", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

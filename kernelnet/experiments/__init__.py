@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernelnet.errors import ConfigError
-from kernelnet.experiments import gradcheck, kernel_table, mnist, svm_primal
+from kernelnet.experiments import asym_svm, gradcheck, kernel_table, mnist, svm_primal
 from kernelnet.experiments.base import Experiment
 
 REGISTRY: dict[str, Experiment] = {
@@ -13,6 +13,7 @@ REGISTRY: dict[str, Experiment] = {
         kernel_table.EXPERIMENT,
         mnist.EXPERIMENT,
         gradcheck.EXPERIMENT,
+        asym_svm.EXPERIMENT,
     )
 }
 

@@ -19,9 +19,14 @@ from kernelnet.experiments.base import (
     Report,
     ReportContext,
 )
-from kernelnet.kernels import KERNELS, make_kernel
+from kernelnet.experiments.svm_sections import (
+    KernelSection,
+    PlotSection,
+    SolverSection,
+    dual_svm,
+    kernel_of,
+)
 from kernelnet.mercer import check_psd
-from kernelnet.svm.dual import FALLBACKS, SOLVERS, KernelSVM
 from kernelnet.tables import Table, number, percent
 
 
@@ -33,45 +38,11 @@ class TableData:
 
 
 @dataclass
-class KernelSection:
-    name: str = param(
-        default_factory=lambda: ["linear", "poly", "sigmoid", "rbf"],
-        choices=tuple(KERNELS),
-        label="kernel",
-    )
-    gamma: float = param(0.2, ge=0, help="poly, sigmoid, rbf")
-    degree: int = param(3, ge=0, help="poly")
-    coef0: float = param(0.0, help="poly, sigmoid")
-
-
-@dataclass
 class DualSVMSection:
     C: float = param(1.0, gt=0, help="upper bound on each alpha")
     support_tol: float = param(
         1e-5, gt=0, lt=0.5, help="alpha > tol*C is a support vector; free if also < C - tol*C"
     )
-
-
-@dataclass
-class SolverSection:
-    name: str = param(
-        "cvxopt", choices=SOLVERS, help="cvxopt (interior point) or smo (libsvm's method)"
-    )
-    fallback: str = param(
-        "smo",
-        choices=FALLBACKS,
-        help="when cvxopt fails twice (e.g. indefinite Gram): smo, or none to fail the cell",
-    )
-    smo_tol: float = param(1e-9, gt=0, help="SMO stops when the KKT violation is below this")
-    abstol: float = param(1e-10, gt=0)
-    reltol: float = param(1e-10, gt=0)
-    feastol: float = param(1e-10, gt=0)
-    maxiters: int = param(200, ge=1)
-
-
-@dataclass
-class PlotSection:
-    resolution: int = param(200, ge=20, le=2000, help="grid points per axis for decision plots")
 
 
 @dataclass
@@ -86,7 +57,7 @@ class KernelTableConfig(ExperimentConfig):
 def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
     split = load_binary(config.data.dataset)
     k = config.kernel
-    kernel = make_kernel(k.name, gamma=k.gamma, degree=k.degree, coef0=k.coef0)
+    kernel = kernel_of(k)
     row = {
         "dataset": config.data.dataset,
         "kernel": k.name,
@@ -100,21 +71,7 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         ctx.log.warning(
             "%s: Gram matrix is not PSD (lambda_min = %.3g)", ctx.cell.id, spectrum.min_eigenvalue
         )
-    options = {
-        "abstol": config.solver.abstol,
-        "reltol": config.solver.reltol,
-        "feastol": config.solver.feastol,
-        "maxiters": config.solver.maxiters,
-    }
-    svm = KernelSVM(
-        kernel,
-        C=config.svm.C,
-        solver=config.solver.name,
-        fallback=config.solver.fallback,
-        qp_options=options,
-        smo_tol=config.solver.smo_tol,
-        support_tol=config.svm.support_tol,
-    )
+    svm = dual_svm(kernel, config.svm.C, config.solver, config.svm.support_tol)
     started = time.perf_counter()
     svm.fit(split.X_train, split.y_train)
     seconds = time.perf_counter() - started

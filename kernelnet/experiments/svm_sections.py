@@ -1,0 +1,76 @@
+"""Config sections and builders shared by the dual-SVM experiments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kernelnet.config import param
+from kernelnet.kernels import KERNELS, Kernel, make_kernel
+from kernelnet.svm.dual import FALLBACKS, SOLVERS, KernelSVM
+
+
+@dataclass
+class KernelSection:
+    name: str = param(
+        default_factory=lambda: ["linear", "poly", "sigmoid", "rbf"],
+        choices=tuple(KERNELS),
+        label="kernel",
+    )
+    gamma: float = param(0.2, ge=0, help="poly, sigmoid, rbf")
+    degree: int = param(3, ge=0, help="poly")
+    coef0: float = param(0.0, help="poly, sigmoid")
+
+
+@dataclass
+class SolverSection:
+    name: str = param(
+        "cvxopt", choices=SOLVERS, help="cvxopt (interior point) or smo (libsvm's method)"
+    )
+    fallback: str = param(
+        "smo",
+        choices=FALLBACKS,
+        help="when cvxopt fails twice (e.g. indefinite Gram): smo, or none to fail the cell",
+    )
+    smo_tol: float = param(1e-9, gt=0, help="SMO stops when the KKT violation is below this")
+    abstol: float = param(1e-10, gt=0)
+    reltol: float = param(1e-10, gt=0)
+    feastol: float = param(1e-10, gt=0)
+    maxiters: int = param(200, ge=1)
+
+
+@dataclass
+class PlotSection:
+    resolution: int = param(200, ge=20, le=2000, help="grid points per axis for decision plots")
+
+
+def kernel_of(section: KernelSection) -> Kernel:
+    return make_kernel(
+        section.name, gamma=section.gamma, degree=section.degree, coef0=section.coef0
+    )
+
+
+def dual_svm(
+    kernel: Kernel,
+    C: float,
+    solver: SolverSection,
+    support_tol: float,
+    class_weight: dict[Any, float] | None = None,
+) -> KernelSVM:
+    """A :class:`KernelSVM` configured from a solver section (cvxopt options per call)."""
+    options = {
+        "abstol": solver.abstol,
+        "reltol": solver.reltol,
+        "feastol": solver.feastol,
+        "maxiters": solver.maxiters,
+    }
+    return KernelSVM(
+        kernel,
+        C=C,
+        class_weight=class_weight,
+        solver=solver.name,
+        fallback=solver.fallback,
+        qp_options=options,
+        smo_tol=solver.smo_tol,
+        support_tol=support_tol,
+    )
