@@ -118,6 +118,7 @@ def report(ctx: ReportContext) -> Report:
         by_dataset.setdefault(result.cell.config.data.dataset, []).append(result)
     tables = []
     for dataset, results in by_dataset.items():
+        first = results[0].cell.config
         rows = []
         for r in results:
             if not r.ok:
@@ -137,8 +138,8 @@ def report(ctx: ReportContext) -> Report:
             )
         tables.append(
             Table(
-                f"{dataset}: cost ratio C1/C0 against errors (C0 = "
-                f"{format_value(results[0].cell.config.svm.C0)}, {results[0].cell.config.kernel.name})",
+                f"{dataset}: cost ratio C1/C0 against errors "
+                f"(C0 = {format_value(first.svm.C0)}, {first.kernel.name})",
                 [
                     "C1/C0",
                     "test acc %",
