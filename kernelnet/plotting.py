@@ -284,3 +284,48 @@ def error_tradeoff(curves: dict[str, list[tuple[float, int, int, int, int]]]) ->
     grid[0].legend(frameon=False, fontsize="small")
     figure.suptitle("False positives (−1 predicted +1) against false negatives as C1/C0 grows")
     return figure
+
+
+def truncation_error(degrees: Sequence[int], errors: Sequence[float], poly_error: float) -> Figure:
+    """Max error of the truncated Gaussian feature map against the truncation degree."""
+    figure = Figure(figsize=(6.4, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.semilogy(
+        degrees,
+        np.maximum(errors, 1e-17),
+        "o-",
+        color="#3182bd",
+        label="Gaussian kernel, truncated map",
+    )
+    axes.axhline(
+        max(poly_error, 1e-17), color="#e6550d", ls="--", label="(x·z + 1)², exact 6-feature map"
+    )
+    axes.set(
+        xlabel="truncation degree P",
+        ylabel="max |φ(x)·φ(z) − k(x, z)|",
+        title="Explicit feature maps against their kernels",
+    )
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(frameon=False)
+    return figure
+
+
+def spectra(
+    names: Sequence[str], eigenvalues: Sequence[np.ndarray], verdicts: Sequence[str]
+) -> Figure:
+    """Sorted Gram eigenvalues per construction on one fixed point set (symlog scale)."""
+    columns = min(4, len(names))
+    rows = int(np.ceil(len(names) / columns))
+    figure = Figure(figsize=(3.3 * columns, 2.8 * rows), layout="constrained")
+    grid = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
+    for axes in grid.flat[len(names) :]:
+        axes.set_axis_off()
+    for axes, name, values, verdict in zip(grid.flat, names, eigenvalues, verdicts):
+        colours = np.where(values < -1e-10 * np.abs(values).max(), NEGATIVE, POSITIVE)
+        axes.bar(np.arange(values.size), values, color=colours)
+        axes.set_yscale("symlog", linthresh=1e-3)
+        axes.axhline(0, color="black", lw=0.6)
+        axes.set_title(f"{name}\n{verdict}", fontsize="small")
+        axes.set_xticks([])
+    figure.suptitle("Gram eigenvalues on 25 points in 2-D (red: negative)")
+    return figure

@@ -119,6 +119,23 @@ Example:  kernelnet asym-svm --set svm.cost_ratio=0.2,1,5 --set data.dataset=moo
         launch("asym-svm", common, {})
 
     @app.command(
+        "kernel-check",
+        help=REGISTRY["kernel-check"].help
+        + """
+
+A kernel is valid iff every Gram matrix on every finite point set is symmetric positive
+semidefinite. Each construction over the base kernels (k1 + k2, k1 - k2, a*k1, -a*k1,
+f(x) f(z), k3(phi(x), phi(z)), p(k1), k1*k2, ...) is tested on random point sets; a
+failure comes with a minimal counterexample (points, Gram matrix, a with a'Ka < 0).
+Expressions are parsed by a small grammar, never evaluated as Python.
+
+Example:  kernelnet kernel-check --set 'check.construction=[k1 - 0.5 * k1]'""",
+    )
+    @with_common_options
+    def kernel_check(common: CommonOptions) -> None:
+        launch("kernel-check", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

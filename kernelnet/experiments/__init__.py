@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kernelnet.errors import ConfigError
-from kernelnet.experiments import asym_svm, gradcheck, kernel_table, mnist, svm_primal
+from kernelnet.experiments import (
+    asym_svm,
+    gradcheck,
+    kernel_check,
+    kernel_table,
+    mnist,
+    svm_primal,
+)
 from kernelnet.experiments.base import Experiment
 
 REGISTRY: dict[str, Experiment] = {
@@ -14,6 +21,7 @@ REGISTRY: dict[str, Experiment] = {
         mnist.EXPERIMENT,
         gradcheck.EXPERIMENT,
         asym_svm.EXPERIMENT,
+        kernel_check.EXPERIMENT,
     )
 }
 

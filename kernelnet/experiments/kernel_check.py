@@ -1,0 +1,239 @@
+"""``kernel-check``: is this a valid (Mercer) kernel? Empirical PSD tests with explanations.
+
+Each cell is one construction (an expression over the base kernels k1, k2, k3, a constant
+a, a function f, a feature map phi and a polynomial p). The verdict is "valid on all
+trials" when every Gram matrix on random point sets was symmetric and PSD, else "not PSD"
+with a minimal counterexample. Also checks two explicit feature maps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernelnet import plotting
+from kernelnet.config import Cell, param
+from kernelnet.errors import ConfigError
+from kernelnet.experiments.base import (
+    CellContext,
+    CellOutput,
+    Experiment,
+    ExperimentConfig,
+    Report,
+    ReportContext,
+)
+from kernelnet.kernel_expr import FEATURE_MAPS, FUNCTIONS, ExpressionError, parse
+from kernelnet.kernels import make_kernel
+from kernelnet.mercer import (
+    check_mercer,
+    gaussian_feature_map,
+    poly2_feature_map,
+    sample_points,
+)
+from kernelnet.tables import Table
+
+CONSTRUCTIONS = [
+    "k1 + k2",
+    "k1 - k2",
+    "a * k1",
+    "-a * k1",
+    "f(x) f(z)",
+    "k3(phi(x), phi(z))",
+    "p(k1)",
+    "k1 * k2",
+    "exp(k1)",
+    "sigmoid(gamma=0.5, coef0=-1)",
+]
+
+
+@dataclass
+class BaseKernels:
+    k1: str = param("rbf(gamma=0.5)", help="a kernel: name(param=value, ...)")
+    k2: str = param("poly(gamma=1, degree=2, coef0=1)")
+    k3: str = param("linear")
+    a: float = param(3.0, gt=0, help="a positive constant")
+    f: str = param("sin_sum", choices=tuple(FUNCTIONS), help="a real function of x")
+    phi: str = param("square", choices=tuple(FEATURE_MAPS), help="a feature map")
+    p: list[float] = param(
+        default_factory=lambda: [1.0, 2.0, 0.5],
+        help="polynomial coefficients c0, c1, ... of p(k) = sum c_i k^i",
+    )
+
+
+@dataclass
+class CheckSection:
+    construction: str = param(default_factory=lambda: list(CONSTRUCTIONS), label="construction")
+    trials: int = param(200, ge=1)
+    dims: list[int] = param(default_factory=lambda: [1, 2, 3, 5], ge=1)
+    sizes: list[int] = param(default_factory=lambda: [2, 3, 5, 10, 25], ge=1)
+    distribution: str = param("normal", choices=("normal", "uniform"))
+    scale: float = param(1.0, gt=0)
+
+
+@dataclass
+class FeatureMapSection:
+    gaussian_gamma: float = param(0.5, gt=0)
+    max_degree: int = param(20, ge=0, le=40)
+    points: int = param(40, ge=2)
+
+
+@dataclass
+class KernelCheckConfig(ExperimentConfig):
+    kernels: BaseKernels = field(default_factory=BaseKernels)
+    check: CheckSection = field(default_factory=CheckSection)
+    feature_maps: FeatureMapSection = field(default_factory=FeatureMapSection)
+
+
+def _environment(config: KernelCheckConfig) -> dict:
+    k = config.kernels
+    return {"k1": k.k1, "k2": k.k2, "k3": k.k3, "a": k.a, "f": k.f, "phi": k.phi, "p": k.p}
+
+
+def file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "construction"
+
+
+def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
+    c = config.check
+    kernel = parse(c.construction, _environment(config))
+    verdict = check_mercer(kernel, ctx.rng, c.trials, c.dims, c.sizes, c.distribution, c.scale)
+    row = {
+        "construction": c.construction,
+        "base_kernels": "; ".join(dict.fromkeys(kernel.bases)),
+        "trials": verdict.trials,
+        "min_eigenvalue": verdict.min_eigenvalue,
+        "symmetric": verdict.symmetric,
+        "verdict": verdict.verdict,
+    }
+    example = verdict.counterexample
+    if example is not None:
+        ctx.run.write_json(
+            f"params/counterexample_{file_name(c.construction)}.json",
+            {
+                "construction": c.construction,
+                "points": example.points,
+                "gram": example.gram,
+                "eigenvalue": example.eigenvalue,
+                "vector": example.vector,
+                "quadratic_form": example.quadratic_form,
+            },
+        )
+    probe = sample_points(np.random.default_rng(0), 25, 2, c.distribution, c.scale)
+    spectrum = np.sort(np.linalg.eigvalsh((kernel(probe) + kernel(probe).T) / 2))[::-1]
+    return CellOutput([row], {"counterexample": example, "spectrum": spectrum})
+
+
+def feature_map_checks(config: KernelCheckConfig) -> tuple[float, list[tuple[int, int, float]]]:
+    """Max |phi(X) phi(X)^T - K| for the degree-2 polynomial map, and for the truncated
+    Gaussian map at each degree P: (P, number of features, error)."""
+    f = config.feature_maps
+    X = sample_points(np.random.default_rng(config.seed), f.points, 2, "normal", 1.0)
+    poly_map = poly2_feature_map(X)
+    poly_error = float(np.abs(poly_map @ poly_map.T - (X @ X.T + 1) ** 2).max())
+    K = make_kernel("rbf", gamma=f.gaussian_gamma)(X)
+    gaussian = []
+    for degree in range(f.max_degree + 1):
+        features = gaussian_feature_map(X, f.gaussian_gamma, degree)
+        gaussian.append((degree, features.shape[1], float(np.abs(features @ features.T - K).max())))
+    return poly_error, gaussian
+
+
+def report(ctx: ReportContext) -> Report:
+    rows, notes = [], []
+    for r in ctx.results:
+        if not r.ok:
+            rows.append([r.cell.config.check.construction, "", "", "", "", r.status])
+            continue
+        rows.append(
+            [
+                r.row["construction"],
+                r.row["base_kernels"],
+                str(r.row["trials"]),
+                f"{r.row['min_eigenvalue']:.3g}",
+                "yes" if r.row["symmetric"] else "NO",
+                r.row["verdict"],
+            ]
+        )
+        example = r.artifacts["counterexample"]
+        if example is not None:
+            points = "; ".join("(" + ", ".join(f"{v:.3f}" for v in p) + ")" for p in example.points)
+            notes.append(
+                f"- `{r.row['construction']}`: {len(example.points)} point(s) {points}; "
+                f"λmin = {example.eigenvalue:.4g}, aᵀKa = {example.quadratic_form:.4g} "
+                f"with a = [{', '.join(f'{v:.3f}' for v in example.vector)}]"
+            )
+    tables = [
+        Table(
+            "Mercer check: is each construction a valid kernel?",
+            ["construction", "base kernels", "trials", "min eigenvalue", "symmetric", "verdict"],
+            rows,
+            note="λ < -1e-10·max|λ| counts as negative.\n\nMinimal counterexamples:\n"
+            + "\n".join(notes)
+            if notes
+            else "λ < -1e-10·max|λ| counts as negative.",
+            align=["left", "left", "right", "right", "left", "left"],
+        )
+    ]
+    config = ctx.results[0].cell.config
+    poly_error, gaussian = feature_map_checks(config)
+    tables.append(
+        Table(
+            "Explicit feature maps",
+            ["map", "features", "max |φ(x)·φ(z) − k(x, z)|"],
+            [["(x·z + 1)² in 2-D: (x1², x2², √2x1x2, √2x1, √2x2, 1)", "6", f"{poly_error:.2e}"]]
+            + [
+                [
+                    f"Gaussian (γ={config.feature_maps.gaussian_gamma:g}) truncated at degree {P}",
+                    str(n),
+                    f"{e:.2e}",
+                ]
+                for P, n, e in gaussian
+                if P % 4 == 0 or P == gaussian[-1][0]
+            ],
+            align=["left", "right", "right"],
+        )
+    )
+    plotting.save(
+        ctx.run,
+        "plots/feature_map_error.png",
+        plotting.truncation_error(
+            [P for P, _, _ in gaussian], [e for _, _, e in gaussian], poly_error
+        ),
+    )
+    done = ctx.completed
+    if done:
+        plotting.save(
+            ctx.run,
+            "plots/eigenvalue_spectra.png",
+            plotting.spectra(
+                [r.row["construction"] for r in done],
+                [r.artifacts["spectrum"] for r in done],
+                [r.row["verdict"] for r in done],
+            ),
+        )
+    summary = {
+        "verdicts": {r.row["construction"]: r.row["verdict"] for r in done},
+        "poly2_feature_map_error": poly_error,
+        "gaussian_truncation_error": {str(P): e for P, _, e in gaussian},
+    }
+    return Report(tables, summary)
+
+
+def preflight(cells: list[Cell]) -> None:
+    for cell in cells:
+        try:
+            parse(cell.config.check.construction, _environment(cell.config))
+        except ExpressionError as exc:
+            raise ConfigError(f"check.construction: {exc}") from None
+
+
+EXPERIMENT = Experiment(
+    name="kernel-check",
+    help="Is this a valid (Mercer) kernel? Random Gram matrices, verdicts, counterexamples.",
+    schema=KernelCheckConfig,
+    run_cell=run_cell,
+    report=report,
+    preflight=preflight,
+)
