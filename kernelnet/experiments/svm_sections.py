@@ -25,7 +25,9 @@ class KernelSection:
 @dataclass
 class SolverSection:
     name: str = param(
-        "cvxopt", choices=SOLVERS, help="cvxopt (interior point) or smo (libsvm's method)"
+        "cvxopt",
+        choices=SOLVERS,
+        help="cvxopt (interior point), smo (libsvm's method), or auto (cvxopt up to n = 1000)",
     )
     fallback: str = param(
         "smo",

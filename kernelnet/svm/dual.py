@@ -28,7 +28,7 @@ import numpy as np
 from kernelnet.data.validation import binary_labels, check_n_features, check_X_y
 from kernelnet.errors import CellFailed
 from kernelnet.kernels import Kernel
-from kernelnet.svm.smo import smo
+from kernelnet.svm.smo import KernelRows, smo
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class SolverError(CellFailed):
     """The QP solver did not produce a usable optimum; ``fields`` record why."""
 
 
-SOLVERS = ("cvxopt", "smo")
+SOLVERS = ("cvxopt", "smo", "auto")
+AUTO_CVXOPT_MAX_N = 1000  # auto: cvxopt (the reference method) up to here, SMO beyond
 FALLBACKS = ("smo", "none")
 
 
@@ -131,7 +132,7 @@ def _problem(result: QPResult, y, costs, tol: float) -> str:
 
 
 def solve_dual(
-    K: np.ndarray,
+    K: np.ndarray | KernelRows,
     y: np.ndarray,
     C: float | np.ndarray,
     *,
@@ -151,13 +152,13 @@ def solve_dual(
     violates the constraints beyond ``feasibility_tol`` raises :class:`SolverError`;
     alphas from a failed solve are never returned.
     """
-    K = np.asarray(K, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     costs = np.broadcast_to(np.asarray(C, dtype=np.float64), y.shape).copy()
-    if solver not in SOLVERS:
+    if solver not in SOLVERS[:2]:
         raise ValueError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
     attempts: list[tuple[QPResult, str]] = []
     if solver == "cvxopt":
+        K = np.asarray(K, dtype=np.float64)
         opts = {"show_progress": False, **DEFAULT_QP_OPTIONS, **(options or {})}
         for ridge in (0.0, retry_ridge):
             result = _cvxopt_once(K, y, costs, ridge, opts)
@@ -193,16 +194,21 @@ def solve_dual(
 
 
 def fit_bias(
-    alpha: np.ndarray, y: np.ndarray, K: np.ndarray, C: float | np.ndarray, tol: float = 1e-5
+    alpha: np.ndarray,
+    y: np.ndarray,
+    f_without_bias: np.ndarray,
+    C: float | np.ndarray,
+    tol: float = 1e-5,
 ) -> tuple[float, int]:
     """Bias from the free support vectors, else libsvm's midpoint rule.
 
-    Returns ``(bias, n_free)``. ``tol`` is relative to each C_i: cvxopt's interior-point
-    alphas never sit exactly on a bound, so an absolute 1e-8 test would count bounded
-    vectors as free and give a wrong bias.
+    ``f_without_bias`` is s_i = sum_j alpha_j y_j K_ij (n,). Returns ``(bias, n_free)``.
+    ``tol`` is relative to each C_i: cvxopt's interior-point alphas never sit exactly on a
+    bound, so an absolute 1e-8 test would count bounded vectors as free and give a wrong
+    bias.
     """
     costs = np.broadcast_to(np.asarray(C, dtype=np.float64), y.shape)
-    margin_gap = y - K @ (alpha * y)  # y_i - sum_j alpha_j y_j K_ij
+    margin_gap = y - f_without_bias  # y_i - sum_j alpha_j y_j K_ij
     at_lower = alpha <= tol * costs
     at_upper = alpha >= costs - tol * costs
     free = ~(at_lower | at_upper)
@@ -237,6 +243,7 @@ class KernelSVM:
     qp_options: dict[str, Any] = field(default_factory=dict)
     smo_tol: float = 1e-9
     support_tol: float = 1e-5
+    cache_mb: float = 500.0  # SMO kernel-row cache
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.C) and self.C > 0):
@@ -256,20 +263,30 @@ class KernelSVM:
         self.classes_ = np.unique(y_original)
         costs = self.sample_costs(y_original)
         started = time.perf_counter()
-        K = self.kernel(X)
+        solver = self.solver
+        if solver == "auto":
+            solver = "cvxopt" if len(X) <= AUTO_CVXOPT_MAX_N else "smo"
+        if solver == "smo":
+            # rows on demand: never form the n x n Gram matrix
+            gram: np.ndarray | KernelRows = KernelRows(self.kernel, X, cache_mb=self.cache_mb)
+        else:
+            gram = self.kernel(X)
         result = solve_dual(
-            K,
+            gram,
             y_pm,
             costs,
-            solver=self.solver,
+            solver=solver,
             fallback=self.fallback,
             options=self.qp_options,
             smo_tol=self.smo_tol,
         )
         alpha = result.alpha
-        self.bias_, self.n_free_ = fit_bias(alpha, y_pm, K, costs, self.support_tol)
+        support = np.flatnonzero(alpha > self.support_tol * costs)
+        K_support = gram[:, support] if isinstance(gram, np.ndarray) else self.kernel(X, X[support])
+        f_without_bias = K_support @ (alpha[support] * y_pm[support])
+        self.bias_, self.n_free_ = fit_bias(alpha, y_pm, f_without_bias, costs, self.support_tol)
         self.fit_seconds_ = time.perf_counter() - started
-        self.support_ = np.flatnonzero(alpha > self.support_tol * costs)
+        self.support_ = support
         self.alpha_ = alpha
         self.dual_coef_ = alpha[self.support_] * y_pm[self.support_]
         self.support_vectors_ = X[self.support_]
