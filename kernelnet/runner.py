@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
-import hashlib
 import io
+import json
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -25,16 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from kernelnet.config import Cell, RawConfig, config_sha256, dump_config, expand, resolve
-from kernelnet.errors import ConfigError, Diverged, KernelnetError
-from kernelnet.experiments.base import (
-    CellContext,
-    CellResult,
-    Experiment,
-    ReportContext,
-)
+from kernelnet.errors import ConfigError
+from kernelnet.executors import ProcessExecutor, SerialExecutor
+from kernelnet.experiments.base import CellResult, Experiment, ReportContext
 from kernelnet.provenance import environment
 from kernelnet.runs import RunDir, utc_now
 from kernelnet.tables import Table
@@ -82,12 +76,6 @@ def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[st
     return resolved
 
 
-def cell_rng(seed: int, cell_id: str) -> np.random.Generator:
-    """A Generator that depends only on the run seed and the cell's id (not its order)."""
-    digest = int.from_bytes(hashlib.sha256(cell_id.encode()).digest()[:8], "big")
-    return np.random.default_rng(np.random.SeedSequence([seed, digest]))
-
-
 @contextlib.contextmanager
 def _log_to(path: Path) -> Iterator[None]:
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -118,28 +106,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _run_cell(
-    experiment: Experiment, cell: Cell, run: RunDir, progress: Progress | None
-) -> CellResult:
-    logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
-    context = CellContext(cell, run, cell_rng(cell.config.seed, cell.id), logger)
-    if progress is not None:
-        context = dataclasses.replace(context, progress=progress.step)
-    try:
-        output = experiment.run_cell(cell.config, context)
-    except Diverged as exc:
-        log.error("cell %s diverged: %s", cell.id, exc)
-        return CellResult(cell, "diverged", [{**cell.params, **exc.details}], error=str(exc))
-    except KernelnetError as exc:
-        log.error("cell %s failed: %s", cell.id, exc)
-        fields = getattr(exc, "fields", {})
-        return CellResult(cell, "failed", [{**cell.params, **fields}], error=str(exc))
-    except Exception as exc:  # a bug in one cell must not lose the rest of the grid
-        log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
-        return CellResult(cell, "failed", [dict(cell.params)], error=f"{type(exc).__name__}: {exc}")
-    return CellResult(cell, "complete", output.rows, output.artifacts)
 
 
 def metrics_csv(results: list[CellResult]) -> str:
@@ -173,64 +139,135 @@ def _final_status(results: list[CellResult]) -> str:
     return "failed" if "failed" in statuses else "complete"
 
 
+CELLS_DIR = "cells"
+
+
+def save_cell_result(run: RunDir, result: CellResult) -> None:
+    """Persist a finished cell at once (``cells/<index>.pkl``), so a run killed later keeps
+    it and ``--resume`` can skip it."""
+    run.write_with(
+        f"{CELLS_DIR}/{result.cell.index:05d}.pkl",
+        lambda handle: pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL),
+    )
+
+
+def load_cell_results(run: RunDir, cells: list[Cell]) -> dict[int, CellResult]:
+    """The completed cells saved in ``run`` whose ids still match this grid."""
+    found: dict[int, CellResult] = {}
+    for cell in cells:
+        path = run.file(f"{CELLS_DIR}/{cell.index:05d}.pkl")
+        try:
+            with open(path, "rb") as handle:
+                result = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
+            continue
+        if result.ok and result.cell.id == cell.id:
+            found[cell.index] = result
+    return found
+
+
+def _grid_description(cells: list[Cell], argv: list[str]) -> dict[str, Any]:
+    return {
+        "command": argv,
+        "cells": [{"index": c.index, "id": c.id, "params": c.params} for c in cells],
+    }
+
+
+def _start(
+    experiment: Experiment,
+    resolved: dict[str, Any],
+    runs_dir: Path,
+    cells: list[Cell],
+    argv: list[str],
+    resume: RunDir | None,
+):
+    """A new run folder (config.yaml first), or the one being resumed, checked."""
+    digest = config_sha256(resolved)
+    if resume is None:
+        run = RunDir.create(runs_dir, experiment.name)
+        run.write_text("config.yaml", dump_config(resolved))
+        run.write_json("grid.json", _grid_description(cells, argv))
+        run.update_manifest(
+            experiment=experiment.name,
+            status="running",
+            started=utc_now(),
+            finished=None,
+            seconds=None,
+            argv=argv,
+            config_sha256=digest,
+            seed=resolved.get("seed"),
+            cells=len(cells),
+            pid=os.getpid(),
+            **environment(),
+        )
+        run.link_latest(runs_dir)
+        return run, {}
+    run = resume
+    try:
+        run.manifest = json.loads(run.file("run.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{run.path}: not a run folder that can be resumed ({exc})") from None
+    if run.manifest.get("experiment") != experiment.name:
+        raise ConfigError(
+            f"{run.path} is a {run.manifest.get('experiment')!r} run, not {experiment.name!r}"
+        )
+    if run.manifest.get("config_sha256") != digest:
+        raise ConfigError(
+            f"{run.path}: the config no longer matches the run's config "
+            f"(sha256 {digest[:12]} vs {str(run.manifest.get('config_sha256'))[:12]});"
+            " resume with the same config, or start a new run"
+        )
+    done = load_cell_results(run, cells)
+    run.update_manifest(
+        status="running",
+        pid=os.getpid(),
+        finished=None,
+        resumed=[
+            *run.manifest.get("resumed", []),
+            {"at": utc_now(), "argv": argv, "skipped_cells": len(done)},
+        ],
+    )
+    return run, done
+
+
 def execute(
     experiment: Experiment,
     resolved: dict[str, Any],
     runs_dir: Path,
     argv: list[str] | None = None,
     progress: Progress | None = None,
+    executor: SerialExecutor | ProcessExecutor | None = None,
+    resume: RunDir | None = None,
 ) -> RunOutcome:
-    """Run every cell of a resolved config in a new run folder; see the module docstring."""
+    """Run every cell of a resolved config (the missing or failed ones when resuming);
+    see the module docstring."""
+    argv = list(sys.argv if argv is None else argv)
+    executor = executor or SerialExecutor()
     cells = expand(experiment.schema, resolved)
     experiment.preflight(cells)
-    run = RunDir.create(runs_dir, experiment.name)
-    run.write_text("config.yaml", dump_config(resolved))
+    run, done = _start(experiment, resolved, runs_dir, cells, argv, resume)
     started = time.time()
-    run.update_manifest(
-        experiment=experiment.name,
-        status="running",
-        started=utc_now(),
-        finished=None,
-        seconds=None,
-        argv=list(sys.argv if argv is None else argv),
-        config_sha256=config_sha256(resolved),
-        seed=resolved.get("seed"),
-        cells=len(cells),
-        pid=os.getpid(),
-        **environment(),
-    )
-    run.link_latest(runs_dir)
-    results: list[CellResult] = []
+    results: dict[int, CellResult] = dict(done)
     with _log_to(run.file("log.txt")), _sigterm_as_interrupt():
         try:
-            log.info("run %s: %d cell(s) of %s", run.path, len(cells), experiment.name)
-            for cell in cells:
-                result = _run_cell(experiment, cell, run, progress)
-                results.append(result)
+            pending = [c for c in cells if c.index not in done]
+            log.info(
+                "run %s: %d cell(s) of %s, %d to run, %s worker(s)",
+                run.path,
+                len(cells),
+                experiment.name,
+                len(pending),
+                executor.workers,
+            )
+            step_progress = progress if executor.workers == 1 else None
+            for result in executor.run(experiment, pending, run, step_progress):
+                save_cell_result(run, result)
+                results[result.cell.index] = result
                 if progress is not None:
                     progress.cell_done(len(results), len(cells), result)
-            status = _final_status(results)
-            report = experiment.report(ReportContext(run, resolved, results))
-            tables = list(report.tables)
-            failures = [r for r in results if not r.ok]
-            if failures:
-                tables.append(_failure_table(failures))
-            run.write_text("metrics.csv", metrics_csv(results))
-            markdown = "\n".join(t.to_markdown() for t in tables)
-            run.write_text("metrics.md", f"# {experiment.name} — {run.path.name}\n\n{markdown}")
-            run.write_json(
-                "summary.json",
-                {
-                    "experiment": experiment.name,
-                    "status": status,
-                    "cells": len(cells),
-                    "failed_cells": [
-                        {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
-                    ],
-                    **report.summary,
-                },
-            )
-            log.info("results:\n%s", markdown)
+            ordered = [results[c.index] for c in cells]
+            status = _final_status(ordered)
+            tables = _write_results(experiment, run, resolved, ordered, status)
         except KeyboardInterrupt:
             _finish(run, "interrupted", started)
             log.error("run interrupted after %d of %d cell(s)", len(results), len(cells))
@@ -240,7 +277,38 @@ def execute(
             _finish(run, "failed", started)
             raise
         _finish(run, status, started)
-    return RunOutcome(run, status, tables, results)
+    return RunOutcome(run, status, tables, ordered)
+
+
+def _write_results(
+    experiment: Experiment,
+    run: RunDir,
+    resolved: dict[str, Any],
+    results: list[CellResult],
+    status: str,
+) -> list[Table]:
+    report = experiment.report(ReportContext(run, resolved, results))
+    tables = list(report.tables)
+    failures = [r for r in results if not r.ok]
+    if failures:
+        tables.append(_failure_table(failures))
+    run.write_text("metrics.csv", metrics_csv(results))
+    markdown = "\n".join(t.to_markdown() for t in tables)
+    run.write_text("metrics.md", f"# {experiment.name} — {run.path.name}\n\n{markdown}")
+    run.write_json(
+        "summary.json",
+        {
+            "experiment": experiment.name,
+            "status": status,
+            "cells": len(results),
+            "failed_cells": [
+                {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
+            ],
+            **report.summary,
+        },
+    )
+    log.info("results:\n%s", markdown)
+    return tables
 
 
 def _finish(run: RunDir, status: str, started: float) -> None:

@@ -145,6 +145,8 @@ Example:  kernelnet run configs/kernel-table.yaml --set svm.C=10""",
     @with_common_options
     def run(
         common: CommonOptions,
-        configs: Annotated[list[Path], typer.Argument(help="Config files to run, in order.")],
+        configs: Annotated[
+            Optional[list[Path]], typer.Argument(help="Config files to run, in order.")
+        ] = None,
     ) -> None:
-        launch_files(configs, common)
+        launch_files(list(configs or []), common)

@@ -1,6 +1,7 @@
 """From parsed command-line options to a finished run: the path every experiment takes."""
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,14 @@ from kernelnet.cli.render import (
     stderr_console,
     stdout_console,
 )
-from kernelnet.config import RawConfig, dump_config, read_config_file
+from kernelnet.config import RawConfig, dump_config, expand, read_config_file
 from kernelnet.errors import ConfigError, KernelnetError
+from kernelnet.executors import make_executor
 from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
 from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
+from kernelnet.runs import RunDir
+from kernelnet.tables import Table
 
 EXIT_INTERRUPTED = 130
 
@@ -80,12 +84,32 @@ def build_config(
     return resolve_experiment_config(experiment, raw)
 
 
+def print_cells(experiment: Experiment, resolved: dict) -> None:
+    cells = expand(experiment.schema, resolved)
+    table = Table(
+        f"{experiment.name}: {len(cells)} cell(s)",
+        ["#", "cell id"],
+        [[str(c.index), c.id] for c in cells],
+        align=["right", "left"],
+    )
+    print_tables([table], stdout_console())
+
+
 def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) -> RunOutcome:
+    resume = RunDir(common.resume) if common.resume else None
     with (
         diagnostics(common.quiet, common.debug),
         cell_progress(experiment.name, not common.quiet) as progress,
     ):
-        outcome = execute(experiment, resolved, common.runs_dir, sys.argv, progress)
+        outcome = execute(
+            experiment,
+            resolved,
+            common.runs_dir,
+            sys.argv,
+            progress,
+            make_executor(common.workers),
+            resume,
+        )
     if not common.quiet:
         print_tables(outcome.tables, stdout_console())
         if outcome.failures:
@@ -101,15 +125,30 @@ def print_run_path(outcome: RunOutcome) -> None:
     sys.stdout.flush()
 
 
+def resume_config_path(run_path: Path) -> tuple[str, Path]:
+    """The experiment and saved config of a run folder to resume."""
+    try:
+        manifest = json.loads((run_path / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"--resume {run_path}: not a run folder (no readable run.json)") from None
+    return manifest.get("experiment", "?"), run_path / "config.yaml"
+
+
 def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | None]]) -> None:
-    """Run experiment ``name`` from its default (or --config) config; exit with its code."""
+    """Run experiment ``name`` from its default (or --config) config; exit with its code.
+    With --resume, the run folder's saved config is the starting point instead."""
     with user_errors(common.debug):
         experiment = get_experiment(name)
         path = common.config or default_config(name)
+        if common.resume and not common.config:
+            recorded, path = resume_config_path(common.resume)
+            if recorded != name:
+                raise ConfigError(f"--resume {common.resume}: a {recorded!r} run, not {name!r}")
         raw = read_config_file(path) if path else RawConfig()
         resolved = build_config(experiment, raw, common, flags)
-        if common.print_config:
-            sys.stdout.write(dump_config(resolved))
+        if common.print_config or common.dry_run:
+            show = print_cells if common.dry_run else lambda e, r: sys.stdout.write(dump_config(r))
+            show(experiment, resolved)
             return
         outcome = run_resolved(experiment, resolved, common)
     print_run_path(outcome)
@@ -118,7 +157,15 @@ def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | N
 
 
 def launch_files(paths: list[Path], common: CommonOptions) -> None:
-    """``kernelnet run``: each file's ``experiment:`` key picks the experiment."""
+    """``kernelnet run``: each file's ``experiment:`` key picks the experiment. With
+    --resume and no files, the run folder's own config is used."""
+    if common.resume and not paths:
+        with user_errors(common.debug):
+            _, saved = resume_config_path(common.resume)
+        paths = [saved]
+    if not paths:
+        with user_errors(common.debug):
+            raise ConfigError("give at least one CONFIG.yaml (or --resume RUN_DIR)")
     worst = 0
     for path in paths:
         with user_errors(common.debug):
@@ -129,8 +176,11 @@ def launch_files(paths: list[Path], common: CommonOptions) -> None:
                 )
             experiment = get_experiment(raw.values["experiment"], str(raw.locations["experiment"]))
             resolved = build_config(experiment, raw, common, {})
-            if common.print_config:
-                sys.stdout.write(dump_config(resolved))
+            if common.print_config or common.dry_run:
+                if common.dry_run:
+                    print_cells(experiment, resolved)
+                else:
+                    sys.stdout.write(dump_config(resolved))
                 continue
             outcome = run_resolved(experiment, resolved, common)
         print_run_path(outcome)

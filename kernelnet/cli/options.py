@@ -25,14 +25,19 @@ class CommonOptions:
     quiet: bool
     print_config: bool
     debug: bool
+    dry_run: bool = False
+    workers: int = 1
+    resume: Optional[Path] = None
 
 
-def _option(name: str, annotation, default, *decls: str, help: str) -> inspect.Parameter:
+def _option(name: str, annotation, default, *decls: str, help: str, **extra) -> inspect.Parameter:
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,
         default=default,
-        annotation=Annotated[annotation, typer.Option(*decls, help=help, rich_help_panel=PANEL)],
+        annotation=Annotated[
+            annotation, typer.Option(*decls, help=help, rich_help_panel=PANEL, **extra)
+        ],
     )
 
 
@@ -73,6 +78,30 @@ COMMON_PARAMETERS = [
         help="Print the fully resolved config and exit without running.",
     ),
     _option("debug", bool, False, "--debug", help="Show tracebacks and debug logging."),
+    _option(
+        "dry_run",
+        bool,
+        False,
+        "--dry-run",
+        help="List the grid cells the config expands to and exit without running.",
+    ),
+    _option(
+        "workers",
+        int,
+        1,
+        "--workers",
+        "-w",
+        min=1,
+        help="Run grid cells in N worker processes (BLAS threads per worker = cores / N).",
+    ),
+    _option(
+        "resume",
+        Optional[Path],
+        None,
+        "--resume",
+        help="Finish an interrupted or partly failed run folder: completed cells are "
+        "skipped; refused if the config no longer matches.",
+    ),
 ]
 
 

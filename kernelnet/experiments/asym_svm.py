@@ -13,7 +13,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import format_value, param
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary, verify_binary
+from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -22,6 +22,7 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    verify_datasets,
 )
 from kernelnet.experiments.svm_sections import (
     KernelSection,
@@ -232,5 +233,5 @@ EXPERIMENT = Experiment(
     schema=AsymConfig,
     run_cell=run_cell,
     report=report,
-    preflight=lambda cells: verify_binary(cell.config.data.dataset for cell in cells),
+    preflight=verify_datasets,
 )

@@ -89,6 +89,13 @@ def _no_preflight(cells: list[Cell]) -> None:
     return None
 
 
+def verify_datasets(cells: list[Cell]) -> None:
+    """Preflight for experiments with a ``data.dataset`` key: load each dataset once."""
+    from kernelnet.data.registry import verify_binary
+
+    verify_binary(cell.config.data.dataset for cell in cells)
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str  # the command name, also the config's `experiment:` value

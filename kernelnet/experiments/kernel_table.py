@@ -9,7 +9,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import format_value, param
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary, verify_binary
+from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -18,6 +18,7 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    verify_datasets,
 )
 from kernelnet.experiments.svm_sections import (
     KernelSection,
@@ -247,5 +248,5 @@ EXPERIMENT = Experiment(
     schema=KernelTableConfig,
     run_cell=run_cell,
     report=report,
-    preflight=lambda cells: verify_binary(cell.config.data.dataset for cell in cells),
+    preflight=verify_datasets,
 )

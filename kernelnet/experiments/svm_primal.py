@@ -8,7 +8,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import format_value, param
-from kernelnet.data.registry import BINARY_DATASETS, load_binary, verify_binary
+from kernelnet.data.registry import BINARY_DATASETS, load_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -16,6 +16,7 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    verify_datasets,
 )
 from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent, predict
 from kernelnet.tables import Table, number, percent
@@ -173,5 +174,5 @@ EXPERIMENT = Experiment(
     schema=SvmPrimalConfig,
     run_cell=run_cell,
     report=report,
-    preflight=lambda cells: verify_binary(cell.config.data.dataset for cell in cells),
+    preflight=verify_datasets,
 )

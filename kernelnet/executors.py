@@ -1,0 +1,178 @@
+"""Where grid cells run: in this process, or in a pool of worker processes.
+
+Every executor yields :class:`CellResult` objects as cells finish; the runner alone
+writes the run folder's summary files. Results do not depend on the executor: each
+cell's Generator comes from the run seed and the cell id, never from the order of
+execution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from kernelnet.config import Cell
+from kernelnet.errors import Diverged, KernelnetError
+from kernelnet.experiments.base import CellContext, CellResult, Experiment
+from kernelnet.runs import RunDir
+
+log = logging.getLogger(__name__)
+
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class StepProgress(Protocol):
+    def step(self, done: int, total: int, label: str) -> None: ...
+
+
+def cell_rng(seed: int, cell_id: str) -> np.random.Generator:
+    """A Generator that depends only on the run seed and the cell's id (not its order)."""
+    digest = int.from_bytes(hashlib.sha256(cell_id.encode()).digest()[:8], "big")
+    return np.random.default_rng(np.random.SeedSequence([seed, digest]))
+
+
+def run_cell(
+    experiment: Experiment, cell: Cell, run: RunDir, progress: StepProgress | None = None
+) -> CellResult:
+    """Run one cell; any failure becomes a recorded result, never an exception."""
+    logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
+    context = CellContext(cell, run, cell_rng(cell.config.seed, cell.id), logger)
+    if progress is not None:
+        context = CellContext(cell, run, context.rng, logger, progress.step)
+    try:
+        output = experiment.run_cell(cell.config, context)
+    except Diverged as exc:
+        log.error("cell %s diverged: %s", cell.id, exc)
+        return CellResult(cell, "diverged", [{**cell.params, **exc.details}], error=str(exc))
+    except KernelnetError as exc:
+        log.error("cell %s failed: %s", cell.id, exc)
+        fields = getattr(exc, "fields", {})
+        return CellResult(cell, "failed", [{**cell.params, **fields}], error=str(exc))
+    except Exception as exc:  # a bug in one cell must not lose the rest of the grid
+        log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
+        return CellResult(cell, "failed", [dict(cell.params)], error=f"{type(exc).__name__}: {exc}")
+    return CellResult(cell, "complete", output.rows, output.artifacts)
+
+
+def _crashed(cell: Cell, why: str) -> CellResult:
+    return CellResult(cell, "failed", [dict(cell.params)], error=why)
+
+
+class SerialExecutor:
+    """Cells one after another in this process (the default)."""
+
+    workers = 1
+
+    def run(
+        self,
+        experiment: Experiment,
+        cells: list[Cell],
+        run: RunDir,
+        progress: StepProgress | None = None,
+    ) -> Iterator[CellResult]:
+        for cell in cells:
+            yield run_cell(experiment, cell, run, progress)
+
+
+def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str) -> CellResult:
+    """In a worker process: log to the run's log.txt (appending) rather than stderr."""
+    package_log = logging.getLogger("kernelnet")
+    if not package_log.handlers:
+        handler = logging.FileHandler(Path(run_path) / "log.txt", encoding="utf-8")
+        handler.setFormatter(
+            logging.Formatter(
+                f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s"
+            )
+        )
+        package_log.addHandler(handler)
+        package_log.setLevel(logging.INFO)
+    return run_cell(experiment, cell, RunDir(Path(run_path)))
+
+
+@contextlib.contextmanager
+def _blas_threads(threads: int) -> Iterator[None]:
+    """Set BLAS thread counts in the environment that spawned workers inherit."""
+    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in BLAS_THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class ProcessExecutor:
+    """Cells in ``workers`` fresh processes, each limited to cores // workers BLAS threads
+    so the pool does not oversubscribe the machine. A worker that dies (killed, out of
+    memory) fails only its own cell: after a crash the unfinished cells are retried one
+    per fresh single-worker pool, which pins the crash on the cell that causes it."""
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1 (got {workers})")
+        self.workers = workers
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        with _blas_threads(self.threads):
+            return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def run(
+        self,
+        experiment: Experiment,
+        cells: list[Cell],
+        run: RunDir,
+        progress: StepProgress | None = None,
+    ) -> Iterator[CellResult]:
+        pending = list(cells)
+        pool = self._pool(self.workers)
+        try:
+            futures: dict[Future, Cell] = {
+                pool.submit(_worker_run_cell, experiment, cell, str(run.path)): cell
+                for cell in pending
+            }
+            unfinished = set(futures)
+            while unfinished:
+                done, unfinished = wait(unfinished, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        break
+                    pending.remove(futures[future])
+                    yield result
+                else:
+                    continue
+                break  # the pool broke: isolate the remaining cells
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for cell in pending:
+            yield self._isolated(experiment, cell, run)
+
+    def _isolated(self, experiment: Experiment, cell: Cell, run: RunDir) -> CellResult:
+        pool = self._pool(1)
+        try:
+            return pool.submit(_worker_run_cell, experiment, cell, str(run.path)).result()
+        except BrokenProcessPool:
+            log.error("cell %s: its worker process died", cell.id)
+            return _crashed(cell, "worker process died while running this cell")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(workers: int = 1):
+    return SerialExecutor() if workers == 1 else ProcessExecutor(workers)

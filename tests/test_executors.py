@@ -1,0 +1,159 @@
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kernelnet.cli import app
+from kernelnet.config import resolve
+from kernelnet.executors import ProcessExecutor, SerialExecutor
+from kernelnet.runner import execute
+from tests.experiments import crashing
+
+runner = CliRunner()
+
+
+def rows_without_timing(folder: Path) -> list[dict]:
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    for row in rows:
+        row.pop("fit_seconds", None)
+    return rows
+
+
+def folder_of(result) -> Path:
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_workers_give_identical_metrics(tmp_path):
+    args = ["kernel-table", "--runs-dir", str(tmp_path), "--quiet", "--set", "svm.C=0.5,2"]
+    serial = runner.invoke(app, args)
+    parallel = runner.invoke(app, [*args, "--workers", "2"])
+    assert serial.exit_code == parallel.exit_code == 0, parallel.stderr
+    assert rows_without_timing(folder_of(serial)) == rows_without_timing(folder_of(parallel))
+    summary = json.loads((folder_of(parallel) / "summary.json").read_text())
+    assert len(summary["test_accuracy"]) == 32
+
+
+def test_stochastic_cells_draw_the_same_numbers_in_any_executor(tmp_path):
+    resolved = resolve(crashing.CrashingConfig, {"cell": {"mode": ["ok", "ok2"]}}, {})
+    resolved["experiment"] = "crashing"
+    draws = []
+    for executor in (SerialExecutor(), ProcessExecutor(2)):
+        outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=executor)
+        draws.append([r.row["draw"] for r in outcome.results])
+    assert draws[0] == draws[1]
+
+
+def test_a_worker_killed_mid_cell_fails_only_that_cell(tmp_path):
+    resolved = resolve(crashing.CrashingConfig, {}, {})
+    resolved["experiment"] = "crashing"
+    outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=ProcessExecutor(2))
+    statuses = {r.cell.id: (r.status, r.error) for r in outcome.results}
+    assert statuses["mode=ok"][0] == statuses["mode=ok2"][0] == "complete"
+    assert statuses["mode=die"] == ("failed", "worker process died while running this cell")
+    assert statuses["mode=fail"] == ("failed", "asked to fail")
+    assert outcome.exit_code == 1
+    assert json.loads((outcome.run.path / "run.json").read_text())["status"] == "failed"
+
+
+def test_dry_run_lists_cells_and_writes_nothing(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "kernel-table",
+            "--dry-run",
+            "--runs-dir",
+            str(tmp_path),
+            "--set",
+            "kernel.gamma=0.05,0.2,1",
+        ],
+    )
+    assert result.exit_code == 0
+    assert "48 cell(s)" in result.stdout
+    assert "dataset=xor,kernel=rbf,gamma=1" in result.stdout
+    assert not tmp_path.joinpath("kernel-table").exists()
+
+
+def test_grid_and_command_are_saved(tmp_path):
+    result = runner.invoke(
+        app, ["svm-primal", "--epochs", "1,2", "--runs-dir", str(tmp_path), "--quiet"]
+    )
+    grid = json.loads((folder_of(result) / "grid.json").read_text())
+    assert [c["id"] for c in grid["cells"]] == ["epochs=1", "epochs=2"]
+    assert isinstance(grid["command"], list)
+
+
+def long_primal(tmp_path, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "kernelnet",
+        "svm-primal",
+        "--epochs",
+        "50000,50001,50002,50003",
+        "--runs-dir",
+        str(tmp_path),
+        "--quiet",
+        *extra,
+    ]
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_metrics(tmp_path):
+    process = subprocess.Popen(
+        long_primal(tmp_path / "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(
+        (tmp_path / "killed").glob("svm-primal/*/cells/00000.pkl")
+    ):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    folder = next((tmp_path / "killed").glob("svm-primal/*"))
+    assert json.loads((folder / "run.json").read_text())["status"] == "running"
+    listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "killed"), "--json"])
+    assert json.loads(listed.stdout)[0]["status"] == "interrupted"
+    done_before = len(list((folder / "cells").glob("*.pkl")))
+    assert 1 <= done_before < 4
+
+    resumed = runner.invoke(app, ["run", "--resume", str(folder), "--quiet"])
+    assert resumed.exit_code == 0, resumed.stderr
+    manifest = json.loads((folder / "run.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["resumed"][0]["skipped_cells"] == done_before
+
+    fresh = subprocess.run(long_primal(tmp_path / "fresh"), capture_output=True, text=True)
+    assert fresh.returncode == 0
+    fresh_folder = Path(fresh.stdout.strip().splitlines()[-1])
+    assert rows_without_timing(folder) == rows_without_timing(fresh_folder)
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    first = runner.invoke(
+        app, ["svm-primal", "--epochs", "1,2", "--runs-dir", str(tmp_path), "--quiet"]
+    )
+    folder = folder_of(first)
+    changed = runner.invoke(app, ["svm-primal", "--resume", str(folder), "--set", "svm.C=9"])
+    assert changed.exit_code == 2
+    assert "no longer matches the run's config" in changed.stderr
+    same = runner.invoke(app, ["svm-primal", "--resume", str(folder), "--quiet"])
+    assert same.exit_code == 0 and folder_of(same) == folder
+
+
+def test_resume_of_the_wrong_experiment_is_refused(tmp_path):
+    first = runner.invoke(
+        app, ["svm-primal", "--epochs", "1", "--runs-dir", str(tmp_path), "--quiet"]
+    )
+    result = runner.invoke(app, ["kernel-table", "--resume", str(folder_of(first))])
+    assert result.exit_code == 2 and "a 'svm-primal' run, not 'kernel-table'" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_must_be_positive(workers):
+    result = runner.invoke(app, ["svm-primal", "--workers", workers])
+    assert result.exit_code == 2
