@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from kernelnet.config import Cell
-from kernelnet.errors import Diverged, KernelnetError
+from kernelnet.errors import ConfigError, Diverged, KernelnetError
 from kernelnet.experiments.base import CellContext, CellResult, Experiment
 from kernelnet.runs import RunDir
 
@@ -174,5 +174,91 @@ class ProcessExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(workers: int = 1):
+def make_executor(
+    workers: int = 1, scheduler: str | None = None, scheduler_file: str | None = None
+):
+    """Dask when a scheduler is named (argument or DASK_SCHEDULER_ADDRESS), else a process
+    pool for more than one worker, else serial."""
+    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if scheduler or scheduler_file:
+        return DaskExecutor(scheduler, scheduler_file)
     return SerialExecutor() if workers == 1 else ProcessExecutor(workers)
+
+
+def _files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _dask_run_cell(experiment: Experiment, cell: Cell) -> tuple[CellResult, dict[str, bytes]]:
+    """On a Dask worker: run the cell in a scratch folder and send its files back, so the
+    client alone writes the real run folder. Data is loaded on the worker from its own
+    data folder; no arrays travel in the task graph."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kernelnet-cell-") as scratch:
+        result = run_cell(experiment, cell, RunDir(Path(scratch)))
+        return result, _files_under(Path(scratch))
+
+
+def _worker_versions() -> dict[str, str]:
+    import kernelnet
+
+    return {"kernelnet": kernelnet.__version__, "numpy": np.__version__}
+
+
+class DaskExecutor:
+    """Cells as tasks on an existing Dask distributed cluster (``pip install kernelnet[dask]``).
+
+    Connects to ``address`` (tcp://host:port), a ``scheduler_file``, or an existing
+    ``client``; refuses workers whose kernelnet or numpy versions differ from this
+    process's, since results must not depend on where a cell ran."""
+
+    def __init__(self, address: str | None = None, scheduler_file: str | None = None, client=None):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise KernelnetError(
+                "Dask execution needs the optional extra: pip install 'kernelnet[dask]'"
+            ) from None
+        try:
+            self.client = client or Client(
+                address=address, scheduler_file=scheduler_file, set_as_default=False, timeout="10s"
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            where = address or scheduler_file
+            raise ConfigError(f"cannot connect to the Dask scheduler at {where}: {exc}") from None
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        self._check_versions()
+
+    def _check_versions(self) -> None:
+        mine = _worker_versions()
+        for worker, theirs in self.client.run(_worker_versions).items():
+            if theirs != mine:
+                raise ConfigError(
+                    f"Dask worker {worker} runs {theirs}, this process {mine}; "
+                    "install the same kernelnet and numpy on every worker"
+                )
+
+    def run(
+        self,
+        experiment: Experiment,
+        cells: list[Cell],
+        run: RunDir,
+        progress: StepProgress | None = None,
+    ) -> Iterator[CellResult]:
+        from distributed import as_completed
+
+        futures = {
+            self.client.submit(_dask_run_cell, experiment, cell, pure=False): cell for cell in cells
+        }
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                result, files = future.result()
+            except Exception as exc:  # a worker lost mid-cell, or the task raised
+                log.error("cell %s failed on the cluster: %s", cell.id, exc)
+                yield _crashed(cell, f"Dask task failed: {type(exc).__name__}: {exc}")
+                continue
+            for relative, content in files.items():
+                run.write_with(relative, lambda handle, data=content: handle.write(data))
+            yield result

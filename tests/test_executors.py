@@ -157,3 +157,43 @@ def test_resume_of_the_wrong_experiment_is_refused(tmp_path):
 def test_workers_must_be_positive(workers):
     result = runner.invoke(app, ["svm-primal", "--workers", workers])
     assert result.exit_code == 2
+
+
+def test_dask_local_cluster_gives_identical_metrics(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from kernelnet.executors import DaskExecutor
+    from kernelnet.experiments import REGISTRY
+
+    experiment = REGISTRY["kernel-table"]
+    resolved = resolve(experiment.schema, {"data": {"dataset": ["moons", "xor"]}}, {})
+    resolved["experiment"] = experiment.name
+    serial = execute(experiment, resolved, tmp_path / "serial", [])
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        with distributed.Client(cluster) as client:
+            on_cluster = execute(
+                experiment, resolved, tmp_path / "dask", [], executor=DaskExecutor(client=client)
+            )
+    assert on_cluster.status == "complete"
+    assert rows_without_timing(serial.run.path) == rows_without_timing(on_cluster.run.path)
+    # parameters written by the workers arrive in the client's run folder
+    assert (on_cluster.run.path / "params" / "xor_rbf.npz").is_file()
+
+
+def test_scheduler_option_without_a_cluster_fails_clearly(tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    result = runner.invoke(
+        app,
+        [
+            "svm-primal",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path),
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in result.stderr

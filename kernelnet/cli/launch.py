@@ -107,7 +107,11 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
             common.runs_dir,
             sys.argv,
             progress,
-            make_executor(common.workers),
+            make_executor(
+                common.workers,
+                common.scheduler,
+                str(common.scheduler_file) if common.scheduler_file else None,
+            ),
             resume,
         )
     if not common.quiet:

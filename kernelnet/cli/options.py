@@ -28,6 +28,8 @@ class CommonOptions:
     dry_run: bool = False
     workers: int = 1
     resume: Optional[Path] = None
+    scheduler: Optional[str] = None
+    scheduler_file: Optional[Path] = None
 
 
 def _option(name: str, annotation, default, *decls: str, help: str, **extra) -> inspect.Parameter:
@@ -93,6 +95,21 @@ COMMON_PARAMETERS = [
         "-w",
         min=1,
         help="Run grid cells in N worker processes (BLAS threads per worker = cores / N).",
+    ),
+    _option(
+        "scheduler",
+        Optional[str],
+        None,
+        "--scheduler",
+        help="Run cells on a Dask cluster at tcp://HOST:PORT (or set DASK_SCHEDULER_ADDRESS); "
+        "needs kernelnet[dask].",
+    ),
+    _option(
+        "scheduler_file",
+        Optional[Path],
+        None,
+        "--scheduler-file",
+        help="Dask scheduler file to connect to, instead of --scheduler.",
     ),
     _option(
         "resume",
