@@ -7,7 +7,7 @@ import typer
 import kernelnet
 from kernelnet.cli import experiments, reproduce
 from kernelnet.cli.data import data_app
-from kernelnet.cli.runs import runs_app
+from kernelnet.cli.runs import rerun, runs_app
 
 app = typer.Typer(
     name="kernelnet",
@@ -42,6 +42,7 @@ experiments.register(app)
 reproduce.register(app)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.command("rerun")(rerun)
 
 
 def main() -> None:

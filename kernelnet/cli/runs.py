@@ -1,4 +1,4 @@
-"""``kernelnet runs list|show``: look at past runs."""
+"""``kernelnet runs list|show|compare``: look at past runs."""
 
 import json
 import sys
@@ -7,13 +7,34 @@ from typing import Annotated, Optional
 
 import typer
 
-from kernelnet.cli.render import print_tables, stdout_console
+from kernelnet.cli.launch import user_errors
+from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
+from kernelnet.compare import config_differences, metric_differences
+from kernelnet.config import read_config_file
+from kernelnet.experiments import get_experiment
+from kernelnet.runner import execute, resolve_experiment_config
 from kernelnet.runs import RunInfo, iter_runs
 from kernelnet.tables import Table
 
 runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders are.")]
+
+
+HEADLINES = ("test_accuracy", "mean_test_accuracy", "best_test_accuracy", "passed")
+
+
+def _headline(info: RunInfo) -> str:
+    """The run's headline number from summary.json, if it has one of the usual keys."""
+    try:
+        summary = json.loads((info.path / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return "—"
+    for key in HEADLINES:
+        value = summary.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{key} {value:.4g}"
+    return "—"
 
 
 def _duration(info: RunInfo) -> str:
@@ -46,6 +67,7 @@ def list_runs(
                         "status": r.status,
                         "started": r.manifest.get("started"),
                         "seconds": r.manifest.get("seconds"),
+                        "headline": _headline(r),
                     }
                     for r in found
                 ],
@@ -59,6 +81,7 @@ def list_runs(
             r.manifest.get("started", "?"),
             r.manifest.get("experiment", "?"),
             r.status,
+            _headline(r),
             _duration(r),
             str(r.path),
         ]
@@ -68,9 +91,9 @@ def list_runs(
         [
             Table(
                 f"Runs in {runs_dir}",
-                ["started (UTC)", "experiment", "status", "seconds", "folder"],
+                ["started (UTC)", "experiment", "status", "headline", "seconds", "folder"],
                 rows,
-                align=["left", "left", "left", "right", "left"],
+                align=["left", "left", "left", "left", "right", "left"],
             )
         ],
         stdout_console(),
@@ -80,9 +103,7 @@ def list_runs(
 @runs_app.command("show")
 def show_run(run: Annotated[Path, typer.Argument(help="A run folder (or runs/latest).")]) -> None:
     """Print a run's tables and summary, and list its plots."""
-    if not (run / "run.json").is_file():
-        sys.stderr.write(f"error: {run} is not a run folder (no run.json)\n")
-        raise typer.Exit(2)
+    _run_folder(run)
     console = stdout_console()
     manifest = json.loads((run / "run.json").read_text())
     console.print(
@@ -91,5 +112,85 @@ def show_run(run: Annotated[Path, typer.Argument(help="A run folder (or runs/lat
     )
     if (run / "metrics.md").is_file():
         console.print((run / "metrics.md").read_text(), markup=False)
+    if (run / "summary.json").is_file():
+        console.print("summary.json:", (run / "summary.json").read_text(), markup=False)
     for plot in sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []:
         console.print(f"plot: {plot}", markup=False)
+
+
+def _run_folder(path: Path) -> Path:
+    if not (path / "run.json").is_file():
+        sys.stderr.write(f"error: {path} is not a run folder (no run.json)\n")
+        raise typer.Exit(2)
+    return path
+
+
+@runs_app.command("compare")
+def compare_runs(
+    run_a: Annotated[Path, typer.Argument(help="First run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+) -> None:
+    """Show how two runs differ: resolved config values, then metrics cell by cell
+    (timing columns ignored). Exits 0 if the metrics are identical, 1 if not."""
+    a, b = _run_folder(run_a), _run_folder(run_b)
+    console = stdout_console()
+    configs = config_differences(a, b)
+    metrics = metric_differences(a, b)
+    tables = [
+        Table(
+            "Config differences",
+            ["key", str(a.name), str(b.name)],
+            [[k, repr(x), repr(y)] for k, x, y in configs] or [["(none)", "", ""]],
+            align=["left", "left", "left"],
+        ),
+        Table(
+            "Metric differences",
+            ["row", "column", str(a.name), str(b.name), "b − a"],
+            [
+                [d.row, d.column, d.a, d.b, "" if d.delta is None else f"{d.delta:+.6g}"]
+                for d in metrics
+            ]
+            or [["(none: identical)", "", "", "", ""]],
+            align=["left", "left", "right", "right", "right"],
+        ),
+    ]
+    print_tables(tables, console)
+    if metrics:
+        raise typer.Exit(1)
+
+
+def rerun(
+    run: Annotated[Path, typer.Argument(help="The run folder to re-execute.")],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the new folder.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Re-execute a run from its saved config.yaml into a new run folder beside it, and say
+    whether the metrics match exactly (timing columns aside). Exits 1 if they do not."""
+    folder = _run_folder(run).resolve()
+    with user_errors(debug):
+        manifest = json.loads((folder / "run.json").read_text())
+        experiment = get_experiment(manifest.get("experiment"), str(folder / "run.json"))
+        resolved = resolve_experiment_config(experiment, read_config_file(folder / "config.yaml"))
+        with diagnostics(quiet, debug):
+            outcome = execute(experiment, resolved, folder.parent.parent)
+    differences = metric_differences(folder, outcome.run.path)
+    console = stderr_console()
+    if differences:
+        console.print(f"[bold red]{len(differences)} metric value(s) differ[/] from {folder}")
+        print_tables(
+            [
+                Table(
+                    "Metric differences",
+                    ["row", "column", "before", "now"],
+                    [[d.row, d.column, d.a, d.b] for d in differences[:50]],
+                )
+            ],
+            stdout_console(),
+        )
+    elif not quiet:
+        console.print(f"[green]metrics match exactly[/] ({folder.name} → {outcome.run.path.name})")
+    sys.stdout.write(f"{outcome.run.path}\n")
+    if differences:
+        raise typer.Exit(1)
