@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import html
 import os
 import time
 from collections.abc import Callable
@@ -13,6 +13,7 @@ from kernelnet.config import RawConfig, read_config_file
 from kernelnet.errors import KernelnetError
 from kernelnet.experiments import get_experiment
 from kernelnet.provenance import environment
+from kernelnet.report_html import embedded_png, markdown_to_html, page
 from kernelnet.runner import Progress, execute, resolve_experiment_config
 from kernelnet.runs import RunDir, utc_now
 from kernelnet.tables import Table
@@ -105,6 +106,7 @@ def reproduce(
             body = (run.run_path / "metrics.md").read_text().split("\n", 2)[-1]
             lines += [f"## {run.experiment} ({run.config.name})", "", body]
     report.write_text("REPORT.md", "\n".join(lines))
+    report.write_text("report.html", report_html(report, results, table))
     report.write_json(
         "summary.json",
         {
@@ -122,13 +124,46 @@ def reproduce(
             ],
         },
     )
-    report.update_manifest(status=status, finished=utc_now())
+    report.update_manifest(
+        status=status, finished=utc_now(), seconds=round(sum(r.seconds for r in results), 3)
+    )
     report.link_latest(runs_dir)
     return report, results
 
 
-def load_summary(run_path: Path) -> dict:
-    try:
-        return json.loads((run_path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> str:
+    """One self-contained page: environment, the run table with links, then every run's
+    tables and plots (embedded as data URIs)."""
+    env = report.manifest
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+    git = env.get("git") or {}
+    sections = [
+        f"<p>{sum(r.status == 'complete' for r in results)} of {len(results)} experiments "
+        f"complete. Environment: {html.escape(versions)}; {html.escape(env.get('platform', ''))};"
+        f" git {html.escape(str(git.get('commit', 'unknown'))[:12])}"
+        f"{' (dirty)' if git.get('dirty') else ''}.</p>",
+        "<table><thead><tr>"
+        + "".join(f"<th>{c}</th>" for c in table.columns[:5])
+        + "</tr></thead><tbody>",
+    ]
+    for run, row in zip(results, table.rows):
+        link = (
+            f'<a href="{html.escape(row[4])}/metrics.md">{html.escape(row[4])}</a>'
+            if run.run_path
+            else "—"
+        )
+        sections.append(
+            f"<tr><td>{html.escape(row[0])}</td><td>{html.escape(row[1])}</td>"
+            f'<td class="{html.escape(run.status)}">{html.escape(run.status)}</td>'
+            f"<td>{html.escape(row[3])}</td><td>{link}</td></tr>"
+        )
+    sections.append("</tbody></table>")
+    for run in results:
+        sections.append(f"<h2>{html.escape(run.experiment)} ({html.escape(run.config.name)})</h2>")
+        if run.error:
+            sections.append(f'<p class="failed">{html.escape(run.error)}</p>')
+        if run.run_path and (run.run_path / "metrics.md").is_file():
+            sections.append(markdown_to_html((run.run_path / "metrics.md").read_text()))
+            for plot in sorted((run.run_path / "plots").glob("*.png")):
+                sections.append(embedded_png(plot))
+    return page(f"kernelnet reproduce — {report.path.name}", sections)
