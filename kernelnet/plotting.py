@@ -14,6 +14,13 @@ from kernelnet.runs import RunDir
 NEGATIVE, POSITIVE = "#d7301f", "#2166ac"  # class colours: red for -1, blue for +1
 
 
+def _tidy(*axes_list) -> None:
+    """Light grid, no top/right frame."""
+    for axes in axes_list:
+        axes.grid(alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+
+
 def save(run: RunDir, relative: str, figure: Figure, dpi: int = 120) -> None:
     """Write ``figure`` atomically into the run folder."""
     run.write_with(relative, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
@@ -39,9 +46,7 @@ def primal_history(
     right.plot(epochs, 100 * test_accuracy, label="test", color="#31a354", lw=1.8)
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 102))
     right.legend(frameon=False, loc="lower right")
-    for axes in (left, right):
-        axes.grid(alpha=0.3)
-        axes.spines[["top", "right"]].set_visible(False)
+    _tidy(left, right)
     figure.suptitle(title)
     return figure
 
@@ -206,9 +211,7 @@ def training_curves(
     right.plot(epochs, 100 * np.asarray(val_accuracy), "s-", color="#31a354", label="validation")
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", xticks=list(epochs))
     right.legend(frameon=False, loc="lower right")
-    for axes in (left, right):
-        axes.grid(alpha=0.3)
-        axes.spines[["top", "right"]].set_visible(False)
+    _tidy(left, right)
     figure.suptitle(title)
     return figure
 
@@ -279,8 +282,7 @@ def error_tradeoff(curves: dict[str, list[tuple[float, int, int, int, int]]]) ->
         axes.plot(ratio, test_fp, "o--", color=NEGATIVE, alpha=0.5, label="FP (test)")
         axes.plot(ratio, test_fn, "s--", color=POSITIVE, alpha=0.5, label="FN (test)")
         axes.set(xscale="log", xlabel="C1 / C0", ylabel="errors", title=dataset)
-        axes.grid(alpha=0.3)
-        axes.spines[["top", "right"]].set_visible(False)
+        _tidy(axes)
     grid[0].legend(frameon=False, fontsize="small")
     figure.suptitle("False positives (−1 predicted +1) against false negatives as C1/C0 grows")
     return figure
