@@ -37,9 +37,6 @@ FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 FEATURE_MAPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "square": lambda X: X * X,
     "tanh": np.tanh,
-    "poly2": lambda X: np.column_stack(
-        [X * X, np.sqrt(2) * X[:, :1] * X[:, 1:2], np.sqrt(2) * X, np.ones(len(X))]
-    ),
     "identity": lambda X: X,
 }
 
@@ -212,7 +209,7 @@ class _Parser:
                 depth -= token == ")"
                 if depth == 0:
                     break
-        spec = "".join(self.tokens[start : self.i]).replace(",", ", ").replace("=", "=")
+        spec = "".join(self.tokens[start : self.i]).replace(",", ", ")
         name, params = kernel_from_call(spec)
         kernel = make_kernel(name, **params)
         return Node(spec, lambda X, Y, k=kernel: k(X, Y), (spec,))
