@@ -331,3 +331,20 @@ def spectra(
         axes.set_xticks([])
     figure.suptitle("Gram eigenvalues on 25 points in 2-D (red: negative)")
     return figure
+
+
+def knn_curves(curves: dict[str, tuple]) -> Figure:
+    """Per dataset: train and validation accuracy against k, the chosen k and its test
+    accuracy. Each entry is (ks, train_acc, val_acc, chosen_k, test_acc)."""
+    figure = Figure(figsize=(3.4 * len(curves), 3.6), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(1, len(curves), squeeze=False)[0])
+    for axes, (dataset, (ks, train, val, chosen, test)) in zip(grid, curves.items()):
+        axes.plot(ks, 100 * np.asarray(train), "o-", color="#756bb1", label="train")
+        axes.plot(ks, 100 * np.asarray(val), "s-", color="#31a354", label="validation")
+        axes.axvline(chosen, color="#999999", ls=":", lw=1)
+        axes.plot([chosen], [100 * test], "*", color="#e6550d", ms=12, label="test at chosen k")
+        axes.set(xscale="log", xlabel="k", ylabel="accuracy (%)", title=dataset)
+        _tidy(axes)
+    grid[0].legend(frameon=False, fontsize="small")
+    figure.suptitle("k-NN: k = 1 fits the training set perfectly; k is chosen on validation")
+    return figure

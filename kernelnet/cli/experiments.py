@@ -136,6 +136,22 @@ Example:  kernelnet kernel-check --set 'check.construction=[k1 - 0.5 * k1]'""",
         launch("kernel-check", common, {})
 
     @app.command(
+        "knn",
+        help=REGISTRY["knn"].help
+        + """
+
+Vectorized k-NN (Euclidean or cosine). Each dataset is split into train / validation /
+test; k is swept, k is chosen on validation only, and the test set is evaluated once, at the
+chosen k. Ties: equal distances keep training order; a tied vote goes to the class of the
+nearest tied neighbour. Defaults: configs/knn.yaml (toy sets and a 5,000-image MNIST subset).
+
+Example:  kernelnet knn --set knn.metric=cosine --set data.dataset=mnist""",
+    )
+    @with_common_options
+    def knn(common: CommonOptions) -> None:
+        launch("knn", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -8,6 +8,7 @@ from kernelnet.experiments import (
     gradcheck,
     kernel_check,
     kernel_table,
+    knn,
     mnist,
     svm_primal,
 )
@@ -22,6 +23,7 @@ REGISTRY: dict[str, Experiment] = {
         gradcheck.EXPERIMENT,
         asym_svm.EXPERIMENT,
         kernel_check.EXPERIMENT,
+        knn.EXPERIMENT,
     )
 }
 

@@ -1,0 +1,74 @@
+"""k-nearest-neighbour classification, vectorized over queries and k.
+
+Distances: Euclidean (via ||x||^2 - 2 x.z + ||z||^2, clipped at 0) or cosine
+(1 - x.z / (||x|| ||z||); a zero vector is at distance 1 from everything).
+
+Tie-breaking, documented and deterministic:
+- equal distances: the training point with the lower index is nearer (a stable sort);
+- a tied vote: the class whose nearest member among the k neighbours is nearest wins —
+  i.e. the tie goes to the class of the closest neighbour among the tied classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("euclidean", "cosine")
+
+
+def distances(X_query: np.ndarray, X_train: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """(n_query, n_train) distance matrix."""
+    if metric == "euclidean":
+        sq = (
+            np.einsum("ij,ij->i", X_query, X_query)[:, None]
+            - 2.0 * X_query @ X_train.T
+            + np.einsum("ij,ij->i", X_train, X_train)[None, :]
+        )
+        return np.sqrt(np.maximum(sq, 0.0))
+    if metric == "cosine":
+        norm_q = np.linalg.norm(X_query, axis=1)
+        norm_t = np.linalg.norm(X_train, axis=1)
+        denominator = np.outer(norm_q, norm_t)
+        similarity = np.divide(
+            X_query @ X_train.T,
+            denominator,
+            out=np.zeros((len(X_query), len(X_train))),
+            where=denominator > 0,
+        )
+        return 1.0 - similarity
+    raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+
+
+def neighbour_order(D: np.ndarray, k_max: int) -> np.ndarray:
+    """Indices of the k_max nearest training points per query, nearest first; equal
+    distances keep training order (stable sort)."""
+    return np.argsort(D, axis=1, kind="stable")[:, :k_max]
+
+
+def vote(neighbour_labels: np.ndarray, k: int, n_classes: int) -> np.ndarray:
+    """Majority label among the first k neighbours (rows nearest first); ties go to the
+    tied class whose nearest member comes first."""
+    first_k = neighbour_labels[:, :k]
+    counts = np.zeros((len(first_k), n_classes), dtype=np.int64)
+    np.add.at(counts, (np.arange(len(first_k))[:, None], first_k), 1)
+    best = counts.max(axis=1, keepdims=True)
+    tied = counts == best  # (n, classes)
+    # rank of each neighbour position whose label is among the tied classes
+    is_candidate = np.take_along_axis(tied, first_k, axis=1)
+    position = np.argmax(is_candidate, axis=1)  # first (nearest) candidate neighbour
+    return first_k[np.arange(len(first_k)), position]
+
+
+def knn_predict_all_k(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_query: np.ndarray,
+    ks: list[int],
+    metric: str = "euclidean",
+) -> dict[int, np.ndarray]:
+    """Predictions for every k in ``ks`` from one distance computation. Labels must be
+    integers 0..C-1."""
+    order = neighbour_order(distances(X_query, X_train, metric), max(ks))
+    labels = y_train[order]
+    n_classes = int(y_train.max()) + 1
+    return {k: vote(labels, k, n_classes) for k in ks}
