@@ -348,3 +348,30 @@ def knn_curves(curves: dict[str, tuple]) -> Figure:
     grid[0].legend(frameon=False, fontsize="small")
     figure.suptitle("k-NN: k = 1 fits the training set perfectly; k is chosen on validation")
     return figure
+
+
+def convolution_modes(
+    signal: np.ndarray, kernel: np.ndarray, modes: dict[str, np.ndarray]
+) -> Figure:
+    """One panel per mode: the signal (grey steps) and that mode's output at the positions
+    it covers; the three outputs agree where they overlap and differ in extent."""
+    k = len(kernel)
+    # index i of each mode is full[i + offset]; full[i] is centred at position i - (k - 1) / 2
+    offsets = {"valid": k - 1, "same": (k - 1) // 2, "full": 0}
+    colours = {"valid": "#e6550d", "same": "#31a354", "full": "#3182bd"}
+    figure = Figure(figsize=(8, 6), layout="constrained")
+    panels = figure.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (mode, values) in zip(panels, modes.items()):
+        positions = np.arange(len(values)) + offsets[mode] - (k - 1) / 2
+        axes.step(
+            np.arange(len(signal)), signal, where="mid", color="#bbbbbb", lw=2, label="signal"
+        )
+        axes.plot(
+            positions, values, "o-", color=colours[mode], label=f"{mode}: {len(values)} values"
+        )
+        axes.axvspan(positions[0] - 0.5, positions[-1] + 0.5, color=colours[mode], alpha=0.08)
+        axes.legend(frameon=False, loc="upper right", fontsize="small")
+        _tidy(axes)
+    panels[-1].set_xlabel("position")
+    figure.suptitle(f"Convolution modes with kernel {np.round(kernel, 3).tolist()}")
+    return figure

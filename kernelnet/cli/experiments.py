@@ -152,6 +152,22 @@ Example:  kernelnet knn --set knn.metric=cosine --set data.dataset=mnist""",
         launch("knn", common, {})
 
     @app.command(
+        "conv",
+        help=REGISTRY["conv"].help
+        + """
+
+Checks kernelnet's convolution against numpy.convolve in its three modes and prints, for
+the configured stack (conv.layers, e.g. "conv(64, k=3, s=2, p=1, d=1, bias=false)"), each
+layer's output shape and parameter count: out = floor((in + 2p - d(k - 1) - 1) / s) + 1,
+weights = k*k*C_in*C_out.
+
+Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
+    )
+    @with_common_options
+    def conv(common: CommonOptions) -> None:
+        launch("conv", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

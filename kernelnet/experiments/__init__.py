@@ -5,6 +5,7 @@ from __future__ import annotations
 from kernelnet.errors import ConfigError
 from kernelnet.experiments import (
     asym_svm,
+    conv,
     gradcheck,
     kernel_check,
     kernel_table,
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Experiment] = {
         asym_svm.EXPERIMENT,
         kernel_check.EXPERIMENT,
         knn.EXPERIMENT,
+        conv.EXPERIMENT,
     )
 }
 

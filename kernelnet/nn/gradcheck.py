@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernelnet.nn import layers, losses
+from kernelnet.nn import conv, layers, losses
 from kernelnet.nn.layers import RunningStats
 from kernelnet.nn.models import MLP
 
@@ -81,6 +81,30 @@ def _check_loss(loss_fn, scores: np.ndarray, target, h) -> float:
 def check_affine(rng, h):
     inputs = {"x": rng.normal(size=(4, 5)), "W": rng.normal(size=(5, 3)), "b": rng.normal(size=3)}
     return _check_layer(layers.affine_forward, layers.affine_backward, inputs, rng, h)
+
+
+def check_conv2d(rng, h):
+    def forward(x, w, b):  # stride 2, padding 1, dilation 2: every option at once
+        return conv.conv2d_forward(x, w, b, stride=2, padding=1, dilation=2)
+
+    inputs = {
+        "x": rng.normal(size=(2, 3, 7, 6)),
+        "w": rng.normal(size=(4, 3, 3, 2)),
+        "b": rng.normal(size=4),
+    }
+    return _check_layer(forward, conv.conv2d_backward, inputs, rng, h)
+
+
+def check_conv1d(rng, h):
+    def forward(x, w, b):  # true convolution (flipped kernel), stride 2, padding 2
+        return conv.conv1d_forward(x, w, b, stride=2, padding=2, flip=True)
+
+    inputs = {
+        "x": rng.normal(size=(2, 3, 9)),
+        "w": rng.normal(size=(2, 3, 4)),
+        "b": rng.normal(size=2),
+    }
+    return _check_layer(forward, conv.conv1d_backward, inputs, rng, h)
 
 
 def _activation(forward, backward, kinked: bool):
@@ -196,6 +220,8 @@ def _mlp(activation: str, batchnorm: bool):
 
 CHECKS: dict[str, tuple[Callable[[np.random.Generator, float], float], float]] = {
     "affine": (check_affine, SMOOTH),
+    "conv2d": (check_conv2d, SMOOTH),
+    "conv1d": (check_conv1d, SMOOTH),
     "relu": (_activation(layers.relu_forward, layers.relu_backward, True), KINKED),
     "leaky_relu": (
         _activation(layers.leaky_relu_forward, layers.leaky_relu_backward, True),
