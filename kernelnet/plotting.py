@@ -375,3 +375,39 @@ def convolution_modes(
     panels[-1].set_xlabel("position")
     figure.suptitle(f"Convolution modes with kernel {np.round(kernel, 3).tolist()}")
     return figure
+
+
+def activation_panels(depth_norms: dict[str, np.ndarray]) -> Figure:
+    """Three panels: sigmoid(kx) sharpening into a step; MSE and cross-entropy gradients
+    against the logit for a sigmoid output with target 1; gradient norm through depth."""
+    from kernelnet.nn.functional import sigmoid
+
+    figure = Figure(figsize=(14, 4), layout="constrained")
+    left, middle, right = figure.subplots(1, 3)
+    x = np.linspace(-3, 3, 601)
+    for k, shade in zip((1, 3, 10, 100), (0.35, 0.55, 0.75, 0.95)):
+        left.plot(x, sigmoid(k * x), color=colormaps["viridis"](shade), label=f"k = {k}")
+    left.step(x, (x > 0).astype(float), where="mid", color="black", ls="--", lw=1, label="H(x)")
+    left.set(title="sigmoid(kx) tends to the step", xlabel="x")
+    left.legend(frameon=False, fontsize="small")
+    z = np.linspace(-10, 10, 401)
+    s = sigmoid(z)
+    middle.plot(z, np.abs(s - 1), color="#3182bd", label="|dCE/dz| = |s - y|")
+    middle.plot(
+        z, np.abs((s - 1) * s * (1 - s)), color="#e6550d", label="|dMSE/dz| = |s - y| s(1 - s)"
+    )
+    middle.set(
+        title="target y = 1: MSE saturates when badly wrong",
+        xlabel="logit z",
+        yscale="log",
+        ylim=(1e-5, 2),
+    )
+    middle.legend(frameon=False, fontsize="small")
+    for name, norms in depth_norms.items():
+        right.semilogy(np.arange(1, norms.size + 1), np.maximum(norms, 1e-300), label=name)
+    right.set(
+        title="gradient norm after L layers (backwards)", xlabel="layers L", ylabel="||dL/dh||"
+    )
+    right.legend(frameon=False, fontsize="small")
+    _tidy(left, middle, right)
+    return figure

@@ -168,6 +168,20 @@ Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
         launch("conv", common, {})
 
     @app.command(
+        "activations",
+        help=REGISTRY["activations"].help
+        + """
+
+sign, ReLU and its derivative, sigmoid and softplus identities, softmax shift invariance
+and Jacobian, the cross-entropy gradient, and the MSE-versus-cross-entropy gradient with
+a sigmoid output, each with its maximum error over dense grids and random vectors; plots
+of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
+    )
+    @with_common_options
+    def activations(common: CommonOptions) -> None:
+        launch("activations", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

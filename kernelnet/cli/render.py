@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
@@ -25,17 +26,18 @@ def stderr_console() -> Console:
 
 
 def rich_table(table: Table) -> RichTable:
+    """Cells, titles and notes are shown literally (``[x>0]`` is not rich markup)."""
     shown = RichTable(
-        title=table.title,
-        caption=table.note or None,
+        title=escape(table.title),
+        caption=escape(table.note) if table.note else None,
         box=box.SIMPLE_HEAVY,
         title_style="bold",
         caption_justify="left",
     )
     for index, column in enumerate(table.columns):
-        shown.add_column(column, justify=table.alignment(index), overflow="fold")
+        shown.add_column(escape(column), justify=table.alignment(index), overflow="fold")
     for row in table.rows:
-        shown.add_row(*row)
+        shown.add_row(*(escape(cell) for cell in row))
     return shown
 
 

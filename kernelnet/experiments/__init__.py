@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kernelnet.errors import ConfigError
 from kernelnet.experiments import (
+    activations,
     asym_svm,
     conv,
     gradcheck,
@@ -26,6 +27,7 @@ REGISTRY: dict[str, Experiment] = {
         kernel_check.EXPERIMENT,
         knn.EXPERIMENT,
         conv.EXPERIMENT,
+        activations.EXPERIMENT,
     )
 }
 
