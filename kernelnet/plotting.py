@@ -411,3 +411,43 @@ def activation_panels(depth_norms: dict[str, np.ndarray]) -> Figure:
     right.legend(frameon=False, fontsize="small")
     _tidy(left, middle, right)
     return figure
+
+
+def optimizer_trajectories(surfaces, paths: dict[str, dict[str, np.ndarray]]) -> Figure:
+    """One contour plot per surface with every optimizer's path."""
+    figure = Figure(figsize=(5.2 * len(surfaces), 4.6), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(1, len(surfaces), squeeze=False)[0])
+    shades = colormaps["tab10"](np.arange(len(paths)))
+    for axes, surface in zip(grid, surfaces):
+        x0, x1, y0, y1 = surface.box
+        gx, gy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
+        values = surface.f(np.array([gx, gy]))
+        axes.contourf(gx, gy, np.log1p(values - values.min()), levels=30, cmap="Greys", alpha=0.6)
+        for colour, (name, by_surface) in zip(shades, paths.items()):
+            path = by_surface[surface.name]
+            axes.plot(path[:, 0], path[:, 1], "-", color=colour, lw=1.4, label=name)
+            axes.plot(path[-1, 0], path[-1, 1], "o", color=colour, ms=4)
+        axes.plot(*surface.start, "ks", ms=6)
+        axes.plot(*surface.minimum, "r*", ms=12)
+        axes.set(xlim=(x0, x1), ylim=(y0, y1), title=surface.name)
+    grid[0].legend(frameon=False, fontsize="small", loc="lower left")
+    figure.suptitle("Optimizer trajectories (square: start, star: minimum)")
+    return figure
+
+
+def loss_curves(curves: dict[str, np.ndarray]) -> Figure:
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axes = figure.subplots()
+    for name, loss in curves.items():
+        window = max(1, loss.size // 30)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        axes.plot(np.arange(window, loss.size + 1), smooth, label=name)
+    axes.set(
+        yscale="log",
+        xlabel="iteration",
+        ylabel="training loss (moving mean)",
+        title="MNIST MLP on a subset",
+    )
+    axes.legend(frameon=False)
+    _tidy(axes)
+    return figure

@@ -182,6 +182,20 @@ of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
         launch("activations", common, {})
 
     @app.command(
+        "optimizers",
+        help=REGISTRY["optimizers"].help
+        + """
+
+Trajectories of SGD, momentum, Nesterov, Adagrad, RMSProp and Adam on a plateau, an
+elongated valley and Rosenbrock's function, loss curves of the same optimizers training
+the MNIST MLP on a 5,000-image subset, and two checks: Adam's bias-corrected moments are
+unbiased, and both usual forms of Nesterov momentum give the same iterates.""",
+    )
+    @with_common_options
+    def optimizers(common: CommonOptions) -> None:
+        launch("optimizers", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -12,6 +12,7 @@ from kernelnet.experiments import (
     kernel_table,
     knn,
     mnist,
+    optimizers,
     svm_primal,
 )
 from kernelnet.experiments.base import Experiment
@@ -28,6 +29,7 @@ REGISTRY: dict[str, Experiment] = {
         knn.EXPERIMENT,
         conv.EXPERIMENT,
         activations.EXPERIMENT,
+        optimizers.EXPERIMENT,
     )
 }
 

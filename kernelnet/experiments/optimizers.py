@@ -1,0 +1,302 @@
+"""``optimizers``: how SGD, momentum, Nesterov, Adagrad, RMSProp and Adam move — on 2-D
+test surfaces (a plateau, an elongated valley, Rosenbrock) and training the MNIST MLP on a
+subset — plus two numerical checks: Adam's bias-corrected moments are unbiased for a
+stationary gradient distribution, and the two usual forms of Nesterov momentum produce
+the same iterates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernelnet import plotting
+from kernelnet.config import param
+from kernelnet.data.mnist import load_mnist
+from kernelnet.experiments.base import (
+    CellContext,
+    CellOutput,
+    Experiment,
+    ExperimentConfig,
+    Report,
+    ReportContext,
+)
+from kernelnet.nn.models import MLP
+from kernelnet.nn.optim import OPTIMIZERS, Adam, Nesterov, make_optimizer
+from kernelnet.nn.train import TrainSettings, train
+from kernelnet.tables import Table, percent
+
+ADAPTIVE = ("adagrad", "rmsprop", "adam")
+
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    f: Callable[[np.ndarray], float]
+    grad: Callable[[np.ndarray], np.ndarray]
+    start: tuple[float, float]
+    minimum: tuple[float, float]
+    sgd_lr: float  # for sgd, momentum, nesterov
+    adaptive_lr: float  # for adagrad, rmsprop, adam
+    box: tuple[float, float, float, float]  # x0, x1, y0, y1 for the contour plot
+
+
+def _plateau(p):  # flat far from the well: 1 - exp(-|p|^2 / 2)
+    return 1.0 - np.exp(-0.5 * (p[0] ** 2 + p[1] ** 2))
+
+
+def _plateau_grad(p):
+    return np.exp(-0.5 * (p[0] ** 2 + p[1] ** 2)) * np.array([p[0], p[1]])
+
+
+def _valley(p):  # condition number 50
+    return 0.5 * (p[0] ** 2 + 50.0 * p[1] ** 2)
+
+
+def _valley_grad(p):
+    return np.array([p[0], 50.0 * p[1]])
+
+
+def _rosenbrock(p):
+    return (1 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+
+
+def _rosenbrock_grad(p):
+    return np.array(
+        [-2 * (1 - p[0]) - 400.0 * p[0] * (p[1] - p[0] ** 2), 200.0 * (p[1] - p[0] ** 2)]
+    )
+
+
+SURFACES = {
+    s.name: s
+    for s in [
+        # far out on the plateau the gradient is ~1e-4: plain SGD barely moves, adaptive steps do
+        Surface(
+            "plateau", _plateau, _plateau_grad, (3.3, 3.0), (0.0, 0.0), 0.5, 0.1, (-4, 4, -4, 4)
+        ),
+        # lr * curvature = 1 on the steep axis: stable for all three momentum variants
+        Surface(
+            "valley",
+            _valley,
+            _valley_grad,
+            (-4.0, 1.0),
+            (0.0, 0.0),
+            0.02,
+            0.1,
+            (-4.5, 4.5, -1.5, 1.5),
+        ),
+        Surface(
+            "rosenbrock",
+            _rosenbrock,
+            _rosenbrock_grad,
+            (-1.5, 2.0),
+            (1.0, 1.0),
+            1e-3,
+            0.05,
+            (-2, 2, -1, 3),
+        ),
+    ]
+}
+
+
+@dataclass
+class OptimizerSection:
+    name: str = param(
+        default_factory=lambda: list(OPTIMIZERS), choices=tuple(OPTIMIZERS), label="optimizer"
+    )
+    momentum: float = param(0.9, ge=0, lt=1)
+    surfaces: list[str] = param(default_factory=lambda: list(SURFACES))
+    steps: int = param(300, ge=1)
+
+
+@dataclass
+class MnistSubset:
+    train_size: int = param(5000, ge=100, le=55_000)
+    val_size: int = param(1000, ge=100, le=5_000)
+    epochs: int = param(3, ge=1)
+    sgd_lr: float = param(0.05, gt=0)
+    adaptive_lr: float = param(1e-3, gt=0)
+
+
+@dataclass
+class OptimizersConfig(ExperimentConfig):
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    mnist: MnistSubset = field(default_factory=MnistSubset)
+
+
+def trajectory(surface: Surface, name: str, momentum: float, steps: int) -> np.ndarray:
+    lr = surface.adaptive_lr if name in ADAPTIVE else surface.sgd_lr
+    optimizer = make_optimizer(name, lr=lr, momentum=momentum)
+    params = {"p": np.array(surface.start, dtype=float)}
+    path = [params["p"].copy()]
+    for _ in range(steps):
+        optimizer.step(params, {"p": surface.grad(params["p"])})
+        path.append(params["p"].copy())
+    return np.array(path)
+
+
+def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
+    o, m = config.optimizer, config.mnist
+    rows, paths = [], {}
+    for surface_name in o.surfaces:
+        surface = SURFACES[surface_name]
+        path = trajectory(surface, o.name, o.momentum, o.steps)
+        paths[surface_name] = path
+        rows.append(
+            {
+                "problem": surface_name,
+                "optimizer": o.name,
+                "steps": o.steps,
+                "final_loss": float(surface.f(path[-1])),
+                "distance_to_minimum": float(np.linalg.norm(path[-1] - surface.minimum)),
+                "val_accuracy": None,
+            }
+        )
+    data = load_mnist()
+    X = data.train_images.reshape(60_000, -1).astype(np.float32) / 255
+    y = data.train_labels.astype(np.int64)
+    model = MLP.create(784, [100], 10, ctx.rng, init="he")
+    lr = m.adaptive_lr if o.name in ADAPTIVE else m.sgd_lr
+    history = train(
+        model,
+        make_optimizer(o.name, lr=lr, momentum=o.momentum),
+        X[: m.train_size],
+        y[: m.train_size],
+        X[-m.val_size :],
+        y[-m.val_size :],
+        TrainSettings(epochs=m.epochs, batch_size=100, keep_best=False),
+        ctx.rng,
+    )
+    rows.append(
+        {
+            "problem": "mnist-mlp",
+            "optimizer": o.name,
+            "steps": len(history.iteration_loss),
+            "final_loss": history.epochs[-1].loss,
+            "distance_to_minimum": None,
+            "val_accuracy": history.epochs[-1].val_accuracy,
+        }
+    )
+    return CellOutput(rows, {"paths": paths, "mnist_loss": np.array(history.iteration_loss)})
+
+
+def adam_bias_check(
+    rng: np.random.Generator,
+    runs: int = 20000,
+    mean: float = 0.5,
+    std: float = 2.0,
+    steps: tuple[int, ...] = (1, 2, 5, 20, 100),
+):
+    """Max relative deviation of E[m_hat] from mu and E[v_hat] from mu^2 + sigma^2 over the
+    given step counts, with gradients ~ N(mu, sigma^2), estimated from ``runs`` runs."""
+    worst_m = worst_v = 0.0
+    for count in steps:
+        adam, params = Adam(lr=0.0), {"w": np.zeros(runs)}
+        for _ in range(count):
+            adam.step(params, {"w": rng.normal(mean, std, runs)})
+        m_hat, v_hat = adam.moments("w")
+        worst_m = max(worst_m, abs(m_hat.mean() - mean) / mean)
+        worst_v = max(worst_v, abs(v_hat.mean() - (mean**2 + std**2)) / (mean**2 + std**2))
+    return worst_m, worst_v
+
+
+def nesterov_check(steps: int = 200, lr: float = 0.01, momentum: float = 0.9) -> float:
+    """Max distance between kernelnet's Nesterov iterates and the look-ahead formulation
+    (v <- mu v - lr grad(w + mu v); w <- w + v), compared at the look-ahead point, on the
+    valley surface."""
+    surface = SURFACES["valley"]
+    optimizer, params = Nesterov(lr=lr, momentum=momentum), {"w": np.array(surface.start)}
+    w, v, worst = np.array(surface.start), np.zeros(2), 0.0
+    for _ in range(steps):
+        optimizer.step(params, {"w": surface.grad(params["w"])})
+        v = momentum * v - lr * surface.grad(w + momentum * v)
+        w = w + v
+        worst = max(worst, float(np.abs(params["w"] - (w + momentum * v)).max()))
+    return worst
+
+
+def report(ctx: ReportContext) -> Report:
+    done = ctx.completed
+    surface_rows = [r for result in done for r in result.rows if r["problem"] != "mnist-mlp"]
+    mnist_rows = [r for result in done for r in result.rows if r["problem"] == "mnist-mlp"]
+    tables = [
+        Table(
+            "2-D surfaces: where each optimizer ends",
+            ["surface", "optimizer", "steps", "final loss", "distance to minimum"],
+            [
+                [
+                    r["problem"],
+                    r["optimizer"],
+                    str(r["steps"]),
+                    f"{r['final_loss']:.3g}",
+                    f"{r['distance_to_minimum']:.3g}",
+                ]
+                for r in surface_rows
+            ],
+            align=["left", "left", "right", "right", "right"],
+        ),
+        Table(
+            "MNIST MLP on a subset",
+            ["optimizer", "iterations", "final epoch loss", "val acc %"],
+            [
+                [
+                    r["optimizer"],
+                    str(r["steps"]),
+                    f"{r['final_loss']:.4f}",
+                    percent(r["val_accuracy"], 2),
+                ]
+                for r in mnist_rows
+            ],
+        ),
+    ]
+    m_dev, v_dev = adam_bias_check(np.random.default_rng(ctx.config["seed"]))
+    nesterov = nesterov_check()
+    tables.append(
+        Table(
+            "Numerical checks",
+            ["check", "result"],
+            [
+                ["Adam: max |E[m^] - mu| / mu over t = 1..100 (20,000 runs)", f"{m_dev:.4f}"],
+                ["Adam: max |E[v^] - (mu^2 + s^2)| / (mu^2 + s^2)", f"{v_dev:.4f}"],
+                [
+                    "Nesterov: max |w_kernelnet - (w + mu v)_lookahead| over 200 steps",
+                    f"{nesterov:.2e}",
+                ],
+            ],
+            align=["left", "right"],
+        )
+    )
+    if done:
+        names = [r.cell.config.optimizer.name for r in done]
+        surfaces = done[0].cell.config.optimizer.surfaces
+        plotting.save(
+            ctx.run,
+            "plots/trajectories.png",
+            plotting.optimizer_trajectories(
+                [SURFACES[s] for s in surfaces],
+                {n: r.artifacts["paths"] for n, r in zip(names, done)},
+            ),
+        )
+        plotting.save(
+            ctx.run,
+            "plots/mnist_loss.png",
+            plotting.loss_curves({n: r.artifacts["mnist_loss"] for n, r in zip(names, done)}),
+        )
+    return Report(
+        tables,
+        {
+            "adam_mean_deviation": m_dev,
+            "adam_second_moment_deviation": v_dev,
+            "nesterov_max_difference": nesterov,
+        },
+    )
+
+
+EXPERIMENT = Experiment(
+    name="optimizers",
+    help="How optimizers move: 2-D surfaces, MNIST loss curves, Adam and Nesterov checks.",
+    schema=OptimizersConfig,
+    run_cell=run_cell,
+    report=report,
+)
