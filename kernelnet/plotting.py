@@ -451,3 +451,33 @@ def loss_curves(curves: dict[str, np.ndarray]) -> Figure:
     axes.legend(frameon=False)
     _tidy(axes)
     return figure
+
+
+def fit_grid(results) -> Figure:
+    """Rows: targets; columns: activations; one line per network, the target dashed."""
+    targets = list(dict.fromkeys(r.row["target"] for r in results))
+    activations = list(dict.fromkeys(r.row["activation"] for r in results))
+    nets = list(dict.fromkeys(r.row["architecture"] for r in results))
+    shades = dict(zip(nets, colormaps["viridis"](np.linspace(0.1, 0.85, len(nets)))))
+    figure = Figure(figsize=(3.2 * len(activations), 2.6 * len(targets)), layout="constrained")
+    grid = figure.subplots(len(targets), len(activations), squeeze=False, sharex=True)
+    for r in results:
+        axes = grid[targets.index(r.row["target"]), activations.index(r.row["activation"])]
+        a = r.artifacts
+        if not axes.lines:
+            axes.scatter(a["x_train"], a["y_train"], s=4, color="#bbbbbb")
+            axes.plot(a["x"], a["target"], "k--", lw=1)
+        axes.plot(
+            a["x"],
+            a["prediction"],
+            color=shades[r.row["architecture"]],
+            lw=1.5,
+            label=r.row["architecture"],
+        )
+    for i, target in enumerate(targets):
+        grid[i, 0].set_ylabel(target)
+    for j, activation in enumerate(activations):
+        grid[0, j].set_title(activation)
+    grid[0, 0].legend(frameon=False, fontsize="x-small")
+    figure.suptitle("Fitted curves (target dashed, training points grey)")
+    return figure

@@ -196,6 +196,21 @@ unbiased, and both usual forms of Nesterov momentum give the same iterates.""",
         launch("optimizers", common, {})
 
     @app.command(
+        "fit",
+        help=REGISTRY["fit"].help
+        + """
+
+Fits sine, step, |x| and a cubic with identity, ReLU, tanh and sigmoid networks of a few
+widths and depths (DEPTHxWIDTH) and a block of summed branches (branches:DEPTHxWIDTH),
+by full-batch Adam on the mean squared error; reports train and test MSE and plots the
+fitted curves. A linear network can only fit a line: its curve's second differences are
+zero and it never beats the least-squares line.""",
+    )
+    @with_common_options
+    def fit(common: CommonOptions) -> None:
+        launch("fit", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -7,6 +7,7 @@ from kernelnet.experiments import (
     activations,
     asym_svm,
     conv,
+    fit,
     gradcheck,
     kernel_check,
     kernel_table,
@@ -30,6 +31,7 @@ REGISTRY: dict[str, Experiment] = {
         conv.EXPERIMENT,
         activations.EXPERIMENT,
         optimizers.EXPERIMENT,
+        fit.EXPERIMENT,
     )
 }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernelnet.nn import conv, layers, losses
+from kernelnet.nn.branches import BranchSumNet
 from kernelnet.nn.layers import RunningStats
 from kernelnet.nn.models import MLP
 
@@ -218,6 +219,16 @@ def _mlp(activation: str, batchnorm: bool):
     return check
 
 
+def check_branch_sum(rng, h):
+    net = BranchSumNet.create(2, 5, 3, 2, rng)
+    X, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
+    grads = {k: v.copy() for k, v in net.loss(X, y)[1].items()}
+    return max(
+        relative_error(grads[name], numeric_gradient(lambda: net.loss(X, y)[0], value, h))
+        for name, value in net.params.items()
+    )
+
+
 CHECKS: dict[str, tuple[Callable[[np.random.Generator, float], float], float]] = {
     "affine": (check_affine, SMOOTH),
     "conv2d": (check_conv2d, SMOOTH),
@@ -238,6 +249,7 @@ CHECKS: dict[str, tuple[Callable[[np.random.Generator, float], float], float]] =
     "multiclass_hinge": (check_hinge, KINKED),
     "mlp_tanh_batchnorm": (_mlp("tanh", True), SMOOTH),
     "mlp_relu": (_mlp("relu", False), KINKED),
+    "branch_sum_net": (check_branch_sum, SMOOTH),
 }
 
 

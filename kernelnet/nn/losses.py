@@ -56,4 +56,5 @@ def multiclass_hinge(scores: np.ndarray, y: np.ndarray, margin: float = 1.0):
 LOSSES = {
     "softmax": softmax_cross_entropy,
     "hinge": multiclass_hinge,
+    "mse": mean_squared_error,
 }

@@ -1,0 +1,181 @@
+"""``fit``: what an activation can fit. Regression networks (MSE) on 1-D target functions,
+for each activation and a few widths and depths, including a block whose branches are
+summed before the output layer. A linear (identity) network can only produce a line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernelnet import plotting
+from kernelnet.config import param
+from kernelnet.errors import ConfigError
+from kernelnet.experiments.base import (
+    CellContext,
+    CellOutput,
+    Experiment,
+    ExperimentConfig,
+    Report,
+    ReportContext,
+)
+from kernelnet.nn.branches import BranchSumNet
+from kernelnet.nn.models import MLP
+from kernelnet.nn.optim import Adam
+from kernelnet.tables import Table
+
+TARGETS = {
+    "sine": lambda x: np.sin(2 * x),
+    "step": lambda x: (x > 0).astype(float),
+    "abs": np.abs,
+    "cubic": lambda x: 0.2 * x**3 - x,
+}
+
+
+def parse_architecture(text: str) -> tuple[str, int, int]:
+    """``"2x32"`` -> ("mlp", depth 2, width 32); ``"branches:3x16"`` -> summed branches of
+    depths 1..3, width 16."""
+    kind, _, shape = text.rpartition(":")
+    try:
+        depth, width = (int(v) for v in shape.split("x"))
+    except ValueError:
+        raise ConfigError(
+            f"fit.architecture: {text!r}: expected DEPTHxWIDTH or branches:DEPTHxWIDTH"
+        ) from None
+    if kind not in ("", "branches") or depth < 1 or width < 1:
+        raise ConfigError(
+            f"fit.architecture: {text!r}: expected DEPTHxWIDTH or branches:DEPTHxWIDTH"
+        )
+    return kind or "mlp", depth, width
+
+
+@dataclass
+class FitSection:
+    target: str = param(
+        default_factory=lambda: list(TARGETS), choices=tuple(TARGETS), label="target"
+    )
+    activation: str = param(
+        default_factory=lambda: ["identity", "relu", "tanh", "sigmoid"],
+        choices=("identity", "relu", "leaky_relu", "tanh", "sigmoid"),
+        label="activation",
+    )
+    architecture: str = param(
+        default_factory=lambda: ["1x8", "1x64", "3x32", "branches:3x16"], label="net"
+    )
+    train_points: int = param(200, ge=2)
+    noise: float = param(0.05, ge=0)
+    steps: int = param(2000, ge=1)
+    learning_rate: float = param(0.01, gt=0)
+
+
+@dataclass
+class FitConfig(ExperimentConfig):
+    fit: FitSection = field(default_factory=FitSection)
+
+
+def build(architecture: str, activation: str, rng: np.random.Generator):
+    kind, depth, width = parse_architecture(architecture)
+    if kind == "branches":
+        return BranchSumNet.create(1, width, depth, 1, rng, activation)
+    return MLP.create(
+        1,
+        [width] * depth,
+        1,
+        rng,
+        init="xavier",
+        dtype=np.float64,
+        activation=activation,
+        loss_name="mse",
+    )
+
+
+def run_cell(config: FitConfig, ctx: CellContext) -> CellOutput:
+    f = config.fit
+    x_train = ctx.rng.uniform(-3, 3, size=(f.train_points, 1))
+    y_train = TARGETS[f.target](x_train) + f.noise * ctx.rng.normal(size=x_train.shape)
+    x_test = np.linspace(-3, 3, 400)[:, None]
+    y_test = TARGETS[f.target](x_test)
+    net = build(f.architecture, f.activation, ctx.rng)
+    optimizer = Adam(lr=f.learning_rate)
+    for _ in range(f.steps):  # full batch
+        _, grads = net.loss(x_train, y_train)
+        optimizer.step(net.params, grads)
+    train_mse = float(np.mean((net.scores(x_train) - y_train) ** 2))
+    prediction = net.scores(x_test)
+    line = np.polyval(np.polyfit(x_train[:, 0], y_train[:, 0], 1), x_train[:, 0])
+    row = {
+        "target": f.target,
+        "activation": f.activation,
+        "architecture": f.architecture,
+        "train_mse": train_mse,
+        "test_mse": float(np.mean((prediction - y_test) ** 2)),
+        "best_line_train_mse": float(np.mean((line - y_train[:, 0]) ** 2)),
+        "max_second_difference": float(np.abs(np.diff(prediction[:, 0], 2)).max()),
+    }
+    return CellOutput(
+        [row],
+        {
+            "x": x_test[:, 0],
+            "prediction": prediction[:, 0],
+            "target": y_test[:, 0],
+            "x_train": x_train[:, 0],
+            "y_train": y_train[:, 0],
+        },
+    )
+
+
+def report(ctx: ReportContext) -> Report:
+    done = ctx.completed
+    rows = [
+        [
+            r.row["target"],
+            r.row["activation"],
+            r.row["architecture"],
+            f"{r.row['train_mse']:.2e}",
+            f"{r.row['test_mse']:.2e}",
+        ]
+        for r in done
+    ]
+    linear = [r for r in done if r.row["activation"] == "identity"]
+    note = ""
+    if linear:
+        worst_curvature = max(r.row["max_second_difference"] for r in linear)
+        beats_line = min(r.row["train_mse"] - r.row["best_line_train_mse"] for r in linear)
+        note = (
+            f"Linear (identity) networks: largest second difference of the fitted curve "
+            f"{worst_curvature:.1e} (a straight line), and none beats the least-squares line "
+            f"(smallest train MSE minus the line's: {beats_line:+.1e})."
+        )
+    table = Table(
+        "Regression fits: mean squared error",
+        ["target", "activation", "network", "train MSE", "test MSE"],
+        rows,
+        note=note,
+        align=["left", "left", "left", "right", "right"],
+    )
+    if done:
+        plotting.save(ctx.run, "plots/fits.png", plotting.fit_grid(done))
+    return Report(
+        [table],
+        {
+            "cells": len(done),
+            "linear_max_second_difference": max(
+                (r.row["max_second_difference"] for r in linear), default=None
+            ),
+        },
+    )
+
+
+def preflight(cells) -> None:
+    for cell in cells:
+        parse_architecture(cell.config.fit.architecture)
+
+
+EXPERIMENT = Experiment(
+    name="fit",
+    help="What an activation can fit: regression networks on 1-D target functions.",
+    schema=FitConfig,
+    run_cell=run_cell,
+    report=report,
+    preflight=preflight,
+)
