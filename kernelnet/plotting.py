@@ -481,3 +481,28 @@ def fit_grid(results) -> Figure:
     grid[0, 0].legend(frameon=False, fontsize="x-small")
     figure.suptitle("Fitted curves (target dashed, training points grey)")
     return figure
+
+
+def siamese_panels(rows: list[dict], cos: np.ndarray, y: np.ndarray) -> Figure:
+    """Loss and pair accuracy per epoch; histogram of final cosines, same vs different."""
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    epochs = [r["epoch"] for r in rows]
+    left.plot(epochs, [r["loss"] for r in rows], "o-", color="#333333", label="loss -y cos")
+    twin = left.twinx()
+    twin.plot(
+        epochs,
+        [100 * r["pair_accuracy"] for r in rows],
+        "s-",
+        color="#31a354",
+        label="pair accuracy",
+    )
+    left.set(xlabel="epoch", ylabel="test loss", title="Training aligns the embeddings")
+    twin.set_ylabel("pair accuracy (%)", color="#31a354")
+    bins = np.linspace(-1, 1, 41)
+    right.hist(cos[y > 0], bins=bins, alpha=0.6, color=POSITIVE, label="same digit")
+    right.hist(cos[y < 0], bins=bins, alpha=0.6, color=NEGATIVE, label="different digits")
+    right.set(xlabel="cos(z, z_hat)", ylabel="pairs", title="Test pairs after training")
+    right.legend(frameon=False)
+    _tidy(left, right)
+    return figure

@@ -211,6 +211,19 @@ zero and it never beats the least-squares line.""",
         launch("fit", common, {})
 
     @app.command(
+        "siamese",
+        help=REGISTRY["siamese"].help
+        + """
+
+Both images of a pair go through the same tower (an MLP, weights shared); the cosine of
+their embeddings is trained with L = -y cos (y = +1 for the same digit, -1 otherwise).
+Reports test loss, pair accuracy and the mean cosine of same and different pairs per epoch.""",
+    )
+    @with_common_options
+    def siamese(common: CommonOptions) -> None:
+        launch("siamese", common, {})
+
+    @app.command(
         "run",
         help="""Run one or more config files; each file's `experiment:` key
 picks the experiment. The common options apply to every file.

@@ -14,6 +14,7 @@ from kernelnet.experiments import (
     knn,
     mnist,
     optimizers,
+    siamese,
     svm_primal,
 )
 from kernelnet.experiments.base import Experiment
@@ -32,6 +33,7 @@ REGISTRY: dict[str, Experiment] = {
         activations.EXPERIMENT,
         optimizers.EXPERIMENT,
         fit.EXPERIMENT,
+        siamese.EXPERIMENT,
     )
 }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernelnet.nn import conv, layers, losses
+from kernelnet.nn import conv, layers, losses, similarity
 from kernelnet.nn.branches import BranchSumNet
 from kernelnet.nn.layers import RunningStats
 from kernelnet.nn.models import MLP
@@ -229,6 +229,11 @@ def check_branch_sum(rng, h):
     )
 
 
+def check_cosine(rng, h):
+    inputs = {"z": rng.normal(size=(5, 4)), "w": rng.normal(size=(5, 4))}
+    return _check_layer(similarity.cosine_forward, similarity.cosine_backward, inputs, rng, h)
+
+
 CHECKS: dict[str, tuple[Callable[[np.random.Generator, float], float], float]] = {
     "affine": (check_affine, SMOOTH),
     "conv2d": (check_conv2d, SMOOTH),
@@ -250,6 +255,7 @@ CHECKS: dict[str, tuple[Callable[[np.random.Generator, float], float], float]] =
     "mlp_tanh_batchnorm": (_mlp("tanh", True), SMOOTH),
     "mlp_relu": (_mlp("relu", False), KINKED),
     "branch_sum_net": (check_branch_sum, SMOOTH),
+    "cosine_similarity": (check_cosine, SMOOTH),
 }
 
 

@@ -69,4 +69,4 @@ def test_gradcheck_command_passes(tmp_path):
     result = invoke("gradcheck", "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(open(folder_of(result) / "metrics.csv")))
-    assert len(rows) == 17 and all(r["passed"] == "True" for r in rows)
+    assert len(rows) == 18 and all(r["passed"] == "True" for r in rows)
