@@ -104,3 +104,4 @@ class Experiment:
     run_cell: Callable[[Any, CellContext], CellOutput]
     report: Callable[[ReportContext], Report]
     preflight: Callable[[list[Cell]], None] = _no_preflight  # raise DataError early
+    details: str = ""  # the rest of the command's --help: the maths, defaults, an example
