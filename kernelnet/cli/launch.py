@@ -71,7 +71,10 @@ def user_errors(debug: bool) -> Iterator[None]:
 
 
 def build_config(
-    experiment: Experiment, raw: RawConfig, common: CommonOptions, flags: dict[str, str | None]
+    experiment: Experiment,
+    raw: RawConfig,
+    common: CommonOptions,
+    flags: dict[str, tuple[str, str | None]],
 ) -> dict:
     """Apply --set items, then explicit flags (highest precedence), and validate."""
     for item in common.set:
