@@ -1,9 +1,12 @@
 """The one place where the shared steps of every run live.
 
 Resolve -> expand the grid -> preflight data checks -> create the run folder -> write
-config.yaml (first) and run.json (``running``) -> run each cell with its own Generator,
-recording failures without stopping the grid -> write metrics.csv, metrics.md,
-summary.json -> final status. SIGINT and SIGTERM mark the run ``interrupted``.
+config.yaml (first), grid.json and run.json (``running``) -> hand the cells to an executor
+(serial, process pool or Dask; each cell has its own Generator), saving every finished cell
+under ``cells/`` at once and recording failures without stopping the grid -> write
+metrics.csv, metrics.md, summary.json -> final status. SIGINT and SIGTERM mark the run
+``interrupted``. ``--resume`` reopens a folder, checks the config hash, and runs only the
+cells not saved as complete.
 """
 
 from __future__ import annotations
