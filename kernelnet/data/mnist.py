@@ -104,3 +104,11 @@ def load_mnist(root: Path | None = None, verify: bool = True) -> Mnist:
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"MNIST {part}: {images.shape[0]} images but {labels.shape[0]} labels")
     return Mnist(**arrays)
+
+
+def scaled_pixels(images: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """uint8 images (n, 28, 28) -> (n, 784) floats in [0, 1], converted before any
+    arithmetic; slice first so only the rows needed are converted."""
+    x = images.reshape(len(images), -1).astype(dtype)
+    x /= 255
+    return x

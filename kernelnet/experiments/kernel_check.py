@@ -121,7 +121,8 @@ def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
             },
         )
     probe = sample_points(np.random.default_rng(0), 25, 2, c.distribution, c.scale)
-    spectrum = np.sort(np.linalg.eigvalsh((kernel(probe) + kernel(probe).T) / 2))[::-1]
+    gram = kernel(probe)
+    spectrum = np.sort(np.linalg.eigvalsh((gram + gram.T) / 2))[::-1]
     return CellOutput([row], {"counterexample": example, "spectrum": spectrum})
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.data.mnist import load_mnist
+from kernelnet.data.mnist import load_mnist, scaled_pixels
 from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
 from kernelnet.experiments.base import (
     CellContext,
@@ -54,15 +54,13 @@ def splits(config: KnnConfig, rng: np.random.Generator):
     d = config.data
     if d.dataset == "mnist":
         m = load_mnist()
-        X = m.train_images.reshape(60_000, -1).astype(np.float64) / 255
-        y = m.train_labels.astype(np.int64)
-        X_test = m.test_images[: d.mnist_test].reshape(d.mnist_test, -1).astype(np.float64) / 255
+        labels = m.train_labels.astype(np.int64)
         return (
-            X[: d.mnist_train],
-            y[: d.mnist_train],
-            X[-5000:][: d.mnist_val],
-            y[-5000:][: d.mnist_val],
-            X_test,
+            scaled_pixels(m.train_images[: d.mnist_train]),
+            labels[: d.mnist_train],
+            scaled_pixels(m.train_images[-5000:][: d.mnist_val]),
+            labels[-5000:][: d.mnist_val],
+            scaled_pixels(m.test_images[: d.mnist_test]),
             m.test_labels[: d.mnist_test].astype(np.int64),
         )
     split = load_binary(d.dataset)

@@ -13,7 +13,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import param
-from kernelnet.data.mnist import load_mnist
+from kernelnet.data.mnist import load_mnist, scaled_pixels
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -154,16 +154,15 @@ def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
             }
         )
     data = load_mnist()
-    X = data.train_images.reshape(60_000, -1).astype(np.float32) / 255
     y = data.train_labels.astype(np.int64)
     model = MLP.create(784, [100], 10, ctx.rng, init="he")
     lr = m.adaptive_lr if o.name in ADAPTIVE else m.sgd_lr
     history = train(
         model,
         make_optimizer(o.name, lr=lr, momentum=o.momentum),
-        X[: m.train_size],
+        scaled_pixels(data.train_images[: m.train_size], np.float32),
         y[: m.train_size],
-        X[-m.val_size :],
+        scaled_pixels(data.train_images[-m.val_size :], np.float32),
         y[-m.val_size :],
         TrainSettings(epochs=m.epochs, batch_size=100, keep_best=False),
         ctx.rng,

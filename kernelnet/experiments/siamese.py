@@ -11,7 +11,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import param
-from kernelnet.data.mnist import load_mnist
+from kernelnet.data.mnist import load_mnist, scaled_pixels
 from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
@@ -85,9 +85,9 @@ def evaluate(tower: MLP, X, pairs) -> dict[str, float]:
 def run_cell(config: SiameseConfig, ctx: CellContext) -> CellOutput:
     s = config.siamese
     data = load_mnist()
-    X = data.train_images.reshape(60_000, -1).astype(np.float64)[:20_000] / 255
+    X = scaled_pixels(data.train_images[:20_000])
     labels = data.train_labels[:20_000].astype(np.int64)
-    X_test = data.test_images.reshape(10_000, -1).astype(np.float64) / 255
+    X_test = scaled_pixels(data.test_images)
     train_pairs = make_pairs(labels, s.train_pairs, ctx.rng)
     test_pairs = make_pairs(data.test_labels.astype(np.int64), s.test_pairs, ctx.rng)
     tower = MLP.create(784, s.hidden, s.embedding, ctx.rng, init="he", dtype=np.float64)
