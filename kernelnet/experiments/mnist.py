@@ -157,11 +157,12 @@ def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
         }
         for r in history.epochs
     ]
+    wrong = np.flatnonzero(predictions != y_test)[:40]  # only these images are plotted
     artifacts = {
         "history": history,
         "test_predictions": predictions,
         "test_labels": y_test,
-        "test_images": X_test,
+        "misclassified": (X_test[wrong], y_test[wrong], predictions[wrong]),
         "W1": model.params["W1"],
         "test_accuracy": float((predictions == y_test).mean()),
     }
@@ -237,13 +238,13 @@ def _plots(ctx: ReportContext, result, suffix: str) -> None:
             matrix, f"Test confusion matrix (accuracy {percent(a['test_accuracy'], 2)}%)"
         ),
     )
-    wrong = np.flatnonzero(a["test_predictions"] != a["test_labels"])[:40]
+    images, truth, predicted = a["misclassified"]
     plotting.save(
         ctx.run,
         f"plots/misclassified{suffix}.png",
         plotting.image_grid(
-            a["test_images"][wrong].reshape(-1, 28, 28),
-            [f"{a['test_labels'][i]} → {a['test_predictions'][i]}" for i in wrong],
+            images.reshape(-1, 28, 28),
+            [f"{t} → {p}" for t, p in zip(truth, predicted)],
             "Misclassified test digits (true → predicted)",
         ),
     )
