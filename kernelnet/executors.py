@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Protocol
@@ -128,8 +128,7 @@ class ProcessExecutor:
         self.threads = max(1, (os.cpu_count() or 1) // workers)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
-        with _blas_threads(self.threads):
-            return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def run(
         self,
@@ -138,30 +137,27 @@ class ProcessExecutor:
         run: RunDir,
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
-        pending = list(cells)
-        pool = self._pool(self.workers)
-        try:
-            futures: dict[Future, Cell] = {
-                pool.submit(_worker_run_cell, experiment, cell, str(run.path)): cell
-                for cell in pending
-            }
-            unfinished = set(futures)
-            while unfinished:
-                done, unfinished = wait(unfinished, return_when=FIRST_COMPLETED)
-                for future in done:
+        pending = {cell.index: cell for cell in cells}
+        # Workers are spawned when tasks are submitted and read the BLAS limits then, so
+        # the limits stay in the environment for as long as pools are being used.
+        with _blas_threads(self.threads):
+            pool = self._pool(self.workers)
+            try:
+                futures = {
+                    pool.submit(_worker_run_cell, experiment, cell, str(run.path)): cell
+                    for cell in cells
+                }
+                for future in as_completed(futures):
                     try:
                         result = future.result()
                     except BrokenProcessPool:
-                        break
-                    pending.remove(futures[future])
+                        break  # a worker died: isolate the cells still pending
+                    del pending[futures[future].index]
                     yield result
-                else:
-                    continue
-                break  # the pool broke: isolate the remaining cells
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for cell in pending:
-            yield self._isolated(experiment, cell, run)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            for cell in pending.values():
+                yield self._isolated(experiment, cell, run)
 
     def _isolated(self, experiment: Experiment, cell: Cell, run: RunDir) -> CellResult:
         pool = self._pool(1)

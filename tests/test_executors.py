@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -197,3 +198,13 @@ def test_scheduler_option_without_a_cluster_fails_clearly(tmp_path):
     )
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+
+
+def test_worker_processes_start_with_the_blas_thread_limit(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    resolved = resolve(crashing.CrashingConfig, {"cell": {"mode": ["ok", "ok2"]}}, {})
+    resolved["experiment"] = "crashing"
+    executor = ProcessExecutor(2)
+    outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=executor)
+    assert [r.row["blas_threads"] for r in outcome.results] == [str(executor.threads)] * 2
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # restored in this process

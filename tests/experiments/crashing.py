@@ -28,7 +28,12 @@ def run_cell(config, ctx):
         os.kill(os.getpid(), signal.SIGKILL)
     if config.cell.mode == "fail":
         raise CellFailed("asked to fail", fields={"why": "asked"})
-    return CellOutput([{"mode": config.cell.mode, "draw": float(ctx.rng.random())}])
+    row = {
+        "mode": config.cell.mode,
+        "draw": float(ctx.rng.random()),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
+    return CellOutput([row])
 
 
 def report(ctx):
