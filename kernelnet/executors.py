@@ -9,6 +9,7 @@ execution.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import multiprocessing
@@ -49,7 +50,7 @@ def run_cell(
     logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
     context = CellContext(cell, run, cell_rng(cell.config.seed, cell.id), logger)
     if progress is not None:
-        context = CellContext(cell, run, context.rng, logger, progress.step)
+        context = dataclasses.replace(context, progress=progress.step)
     try:
         output = experiment.run_cell(cell.config, context)
     except Diverged as exc:
@@ -61,7 +62,7 @@ def run_cell(
         return CellResult(cell, "failed", [{**cell.params, **fields}], error=str(exc))
     except Exception as exc:  # a bug in one cell must not lose the rest of the grid
         log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
-        return CellResult(cell, "failed", [dict(cell.params)], error=f"{type(exc).__name__}: {exc}")
+        return _crashed(cell, f"{type(exc).__name__}: {exc}")
     return CellResult(cell, "complete", output.rows, output.artifacts)
 
 

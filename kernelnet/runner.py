@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from kernelnet.config import Cell, RawConfig, config_sha256, dump_config, expand, resolve
+from kernelnet.config import (
+    Cell,
+    RawConfig,
+    config_error,
+    config_sha256,
+    dump_config,
+    expand,
+    resolve,
+)
 from kernelnet.errors import ConfigError
 from kernelnet.executors import ProcessExecutor, SerialExecutor
 from kernelnet.experiments.base import CellResult, Experiment, ReportContext
@@ -68,11 +76,10 @@ def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[st
     """Validate ``raw`` against the experiment's schema, pinning ``experiment:``."""
     named = raw.values.get("experiment")
     if named is not None and named != experiment.name:
-        where = raw.locations.get("experiment")
-        raise ConfigError(
-            f"{where}: experiment: this config is for {named!r}, not {experiment.name!r}"
-            if where
-            else f"experiment: this config is for {named!r}, not {experiment.name!r}"
+        raise config_error(
+            raw.locations.get("experiment"),
+            "experiment",
+            f"this config is for {named!r}, not {experiment.name!r}",
         )
     resolved = resolve(experiment.schema, raw.values, raw.locations)
     resolved["experiment"] = experiment.name
