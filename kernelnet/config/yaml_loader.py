@@ -70,6 +70,10 @@ def _show_tag(tag: str) -> str:
     return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
 
 
+def _tag_not_allowed(where: Location, path: str, tag: str) -> ConfigError:
+    return config_error(where, path, f"tag {_show_tag(tag)!r} is not allowed in a config")
+
+
 def _location(node: yaml.Node, source: str) -> Location:
     mark = node.start_mark
     return Location(source, mark.line + 1, mark.column + 1)
@@ -100,25 +104,18 @@ def _scalar(node: yaml.ScalarNode, path: str, source: str) -> Any:
         raise config_error(
             where, path, f"{value!r} is not a valid {tag.removeprefix(_TAG)}"
         ) from None
-    raise config_error(where, path, f"tag {_show_tag(tag)!r} is not allowed in a config")
+    raise _tag_not_allowed(where, path, tag)
 
 
 def _walk(node: yaml.Node, path: str, source: str, locations: dict[str, Location]) -> Any:
     locations[path] = _location(node, source)
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node, path, source)
-    if isinstance(node, yaml.SequenceNode):
-        if node.tag != _TAG + "seq":
-            raise config_error(
-                _location(node, source),
-                path,
-                f"tag {_show_tag(node.tag)!r} is not allowed in a config",
-            )
+    is_sequence = isinstance(node, yaml.SequenceNode)
+    if node.tag != _TAG + ("seq" if is_sequence else "map"):
+        raise _tag_not_allowed(locations[path], path, node.tag)
+    if is_sequence:
         return [_walk(item, f"{path}[{i}]", source, locations) for i, item in enumerate(node.value)]
-    if node.tag != _TAG + "map":
-        raise config_error(
-            _location(node, source), path, f"tag {_show_tag(node.tag)!r} is not allowed in a config"
-        )
     result: dict[str, Any] = {}
     first_line: dict[str, int] = {}
     for key_node, value_node in node.value:
