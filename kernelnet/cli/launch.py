@@ -141,6 +141,15 @@ def resume_config_path(run_path: Path) -> tuple[str, Path]:
     return manifest.get("experiment", "?"), run_path / "config.yaml"
 
 
+def preview(experiment: Experiment, resolved: dict, common: CommonOptions) -> bool:
+    """--dry-run lists the cells, --print-config the resolved config; True if either did."""
+    if common.dry_run:
+        print_cells(experiment, resolved)
+    elif common.print_config:
+        sys.stdout.write(dump_config(resolved))
+    return common.dry_run or common.print_config
+
+
 def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | None]]) -> None:
     """Run experiment ``name`` from its default (or --config) config; exit with its code.
     With --resume, the run folder's saved config is the starting point instead."""
@@ -153,9 +162,7 @@ def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | N
                 raise ConfigError(f"--resume {common.resume}: a {recorded!r} run, not {name!r}")
         raw = read_config_file(path) if path else RawConfig()
         resolved = build_config(experiment, raw, common, flags)
-        if common.print_config or common.dry_run:
-            show = print_cells if common.dry_run else lambda e, r: sys.stdout.write(dump_config(r))
-            show(experiment, resolved)
+        if preview(experiment, resolved, common):
             return
         outcome = run_resolved(experiment, resolved, common)
     print_run_path(outcome)
@@ -183,11 +190,7 @@ def launch_files(paths: list[Path], common: CommonOptions) -> None:
                 )
             experiment = get_experiment(raw.values["experiment"], str(raw.locations["experiment"]))
             resolved = build_config(experiment, raw, common, {})
-            if common.print_config or common.dry_run:
-                if common.dry_run:
-                    print_cells(experiment, resolved)
-                else:
-                    sys.stdout.write(dump_config(resolved))
+            if preview(experiment, resolved, common):
                 continue
             outcome = run_resolved(experiment, resolved, common)
         print_run_path(outcome)
