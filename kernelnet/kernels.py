@@ -96,8 +96,3 @@ def make_kernel(name: str, **params: float) -> Kernel:
     cls = KERNELS[name]
     accepted = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in params.items() if k in accepted})
-
-
-def kernel_params(kernel: Kernel) -> dict[str, float]:
-    """The parameters a kernel actually uses, e.g. ``{"gamma": 0.2}`` for RBF."""
-    return dataclasses.asdict(kernel)

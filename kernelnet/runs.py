@@ -32,7 +32,6 @@ def _current_umask() -> int:
 # mkstemp creates files 0600; results should get the permissions any new file would.
 _FILE_MODE = 0o666 & ~_current_umask()
 
-STATUSES = ("running", "complete", "failed", "interrupted", "diverged")
 LATEST = "latest"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import Cell, param
 from kernelnet.data.mnist import load_mnist, scaled_pixels
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
+from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary, verify_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -154,8 +154,7 @@ def preflight(cells: list[Cell]) -> None:
     names = {cell.config.data.dataset for cell in cells}
     if "mnist" in names:
         load_mnist()
-    for name in names - {"mnist"}:
-        load_binary(name)
+    verify_binary(names - {"mnist"})
 
 
 EXPERIMENT = Experiment(
