@@ -190,7 +190,7 @@ def _plots(ctx: ReportContext, by_dataset: dict[str, list[CellResult]]) -> None:
         for dataset, results in by_dataset.items()
     }
     plotting.save(ctx.run, "plots/fp_fn_tradeoff.png", plotting.error_tradeoff(curves))
-    resolution = ctx.config["plot"]["resolution"]
+    resolution = ctx.results[0].cell.config.plot.resolution
     datasets = list(by_dataset)
     ratios = list(dict.fromkeys(r.cell.config.svm.cost_ratio for r in ctx.results))
     shown = ratios if len(ratios) <= 5 else [ratios[0], ratios[len(ratios) // 2], ratios[-1]]

@@ -206,10 +206,8 @@ def _panel(result: CellResult | None) -> dict | None:
 
 
 def _plots(ctx: ReportContext, groups: dict[tuple, list[CellResult]]) -> None:
-    resolution = ctx.config["plot"]["resolution"]
-    if isinstance(resolution, list):
-        resolution = resolution[0]
     for others, members in groups.items():
+        resolution = members[0].cell.config.plot.resolution  # a swept value splits groups
         datasets, kernels, lookup = _grid(members)
         if any(
             lookup[(d, k)].ok and lookup[(d, k)].artifacts["split"].n_features != 2
