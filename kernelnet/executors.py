@@ -2,15 +2,14 @@
 
 Every executor yields :class:`CellResult` objects as cells finish; the runner alone
 writes the run folder's summary files. Results do not depend on the executor: each
-cell's Generator comes from the run seed and the cell id, never from the order of
-execution.
+cell's Generator comes from the run seed and the cell's canonical config, never from the
+order of execution.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -27,6 +26,7 @@ from kernelnet.config import Cell
 from kernelnet.errors import ConfigError, Diverged, KernelnetError
 from kernelnet.experiments.base import CellContext, CellResult, Experiment
 from kernelnet.runs import RunDir
+from kernelnet.seeding import cell_rng
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +37,24 @@ class StepProgress(Protocol):
     def step(self, done: int, total: int, label: str) -> None: ...
 
 
-def cell_rng(seed: int, cell_id: str) -> np.random.Generator:
-    """A Generator that depends only on the run seed and the cell's id (not its order)."""
-    digest = int.from_bytes(hashlib.sha256(cell_id.encode()).digest()[:8], "big")
-    return np.random.default_rng(np.random.SeedSequence([seed, digest]))
-
-
 def run_cell(
     experiment: Experiment, cell: Cell, run: RunDir, progress: StepProgress | None = None
 ) -> CellResult:
     """Run one cell; any failure becomes a recorded result, never an exception."""
     logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
-    context = CellContext(cell, run, cell_rng(cell.config.seed, cell.id), logger)
+    rng = cell_rng(cell.config.seed, cell.digest)
+    context = CellContext(cell, run.cell_files(cell.id), rng, logger)
     if progress is not None:
         context = dataclasses.replace(context, progress=progress.step)
     try:
         output = experiment.run_cell(cell.config, context)
     except Diverged as exc:
         log.error("cell %s diverged: %s", cell.id, exc)
-        return CellResult(cell, "diverged", [{**cell.params, **exc.details}], error=str(exc))
+        return CellResult(cell, "diverged", [dict(exc.details)], error=str(exc))
     except KernelnetError as exc:
         log.error("cell %s failed: %s", cell.id, exc)
         fields = getattr(exc, "fields", {})
-        return CellResult(cell, "failed", [{**cell.params, **fields}], error=str(exc))
+        return CellResult(cell, "failed", [dict(fields)], error=str(exc))
     except Exception as exc:  # a bug in one cell must not lose the rest of the grid
         log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
         return _crashed(cell, f"{type(exc).__name__}: {exc}")
@@ -67,7 +62,7 @@ def run_cell(
 
 
 def _crashed(cell: Cell, why: str) -> CellResult:
-    return CellResult(cell, "failed", [dict(cell.params)], error=why)
+    return CellResult(cell, "failed", [{}], error=why)
 
 
 class SerialExecutor:

@@ -1,12 +1,14 @@
 """The one place where the shared steps of every run live.
 
-Resolve -> expand the grid -> preflight data checks -> create the run folder -> write
-config.yaml (first), grid.json and run.json (``running``) -> hand the cells to an executor
-(serial, process pool or Dask; each cell has its own Generator), saving every finished cell
-under ``cells/`` at once and recording failures without stopping the grid -> write
-metrics.csv, metrics.md, summary.json -> final status. SIGINT and SIGTERM mark the run
+Resolve -> expand the grid (unique, file-safe cell ids) -> preflight data checks -> create
+the run folder -> write config.yaml (first), grid.json and run.json (``running``) -> hand
+the cells to an executor (serial, process pool or Dask; each cell has its own Generator and
+its own file writer), storing every finished cell as data under ``cells/<id>/`` at once and
+recording failures without stopping the grid -> write metrics.csv (every row stamped with
+its cell and swept values), metrics.md and summary.json -> the experiment's report, which
+can fail without losing anything -> final status. SIGINT and SIGTERM mark the run
 ``interrupted``. ``--resume`` reopens a folder, checks the config hash, and runs only the
-cells not saved as complete.
+cells not stored as complete.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kernelnet import cell_store
 from kernelnet.config import (
     Cell,
     RawConfig,
@@ -35,13 +36,15 @@ from kernelnet.config import (
     config_sha256,
     dump_config,
     expand,
+    format_value,
     resolve,
 )
+from kernelnet.config.sweep import sweep_axes
 from kernelnet.errors import ConfigError
 from kernelnet.executors import ProcessExecutor, SerialExecutor
 from kernelnet.experiments.base import CellResult, Experiment, ReportContext
 from kernelnet.provenance import environment
-from kernelnet.runs import RunDir, utc_now
+from kernelnet.runs import RunDir, RunFolderError, utc_now
 from kernelnet.tables import Table
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class RunOutcome:
     status: str
     tables: list[Table]
     results: list[CellResult]
+    report_error: str = ""  # the report raised: every cell result is saved regardless
 
     @property
     def exit_code(self) -> int:
@@ -83,6 +87,15 @@ def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[st
         )
     resolved = resolve(experiment.schema, raw.values, raw.locations)
     resolved["experiment"] = experiment.name
+    axes = sweep_axes(experiment.schema, resolved)
+    if experiment.single_cell and axes:
+        path = axes[0].path
+        raise config_error(
+            raw.locations.get(path),
+            path,
+            f"{experiment.name} runs as one cell; give one value, not a sweep "
+            f"(run the command once per value instead)",
+        )
     return resolved
 
 
@@ -118,18 +131,34 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _csv_value(value: Any) -> Any:
+    return format_value(value) if isinstance(value, list) else value
+
+
+def stamped_rows(result: CellResult) -> list[dict[str, Any]]:
+    """The cell's metrics rows, each led by ``cell`` (its id) and every swept value (one
+    column per axis label); a cell without rows still gets one row."""
+    stamp = {"cell": result.cell.id}
+    stamp |= {label: _csv_value(v) for label, v in result.cell.params.items()}
+    return [
+        {**stamp, **{k: v for k, v in row.items() if k not in stamp}}
+        for row in (result.rows or [{}])
+    ]
+
+
 def metrics_csv(results: list[CellResult]) -> str:
-    """Columns in the order the completed rows give them (failed rows keep what they have)."""
+    """One line per metrics row of every cell. Columns: ``cell``, the swept keys, then the
+    experiment's own columns in the order the completed rows give them."""
+    rows = [row for result in results for row in stamped_rows(result)]
     columns: list[str] = []
     for result in sorted(results, key=lambda r: not r.ok):
-        for row in result.rows:
+        for row in stamped_rows(result):
             columns += [key for key in row if key not in columns]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for result in results:
-        for row in result.rows:
-            writer.writerow({k: v for k, v in row.items() if v is not None})
+    for row in rows:
+        writer.writerow({k: v for k, v in row.items() if v is not None})
     return buffer.getvalue()
 
 
@@ -142,6 +171,15 @@ def _failure_table(failures: list[CellResult]) -> Table:
     )
 
 
+def _cells_table(results: list[CellResult]) -> Table:
+    return Table(
+        f"Cells ({len(results)})",
+        ["#", "cell", "status"],
+        [[str(r.cell.index), r.cell.id, r.status] for r in results],
+        align=["right", "left", "left"],
+    )
+
+
 def _final_status(results: list[CellResult]) -> str:
     statuses = {r.status for r in results}
     if "diverged" in statuses:
@@ -149,37 +187,25 @@ def _final_status(results: list[CellResult]) -> str:
     return "failed" if "failed" in statuses else "complete"
 
 
-CELLS_DIR = "cells"
-
-
-def save_cell_result(run: RunDir, result: CellResult) -> None:
-    """Persist a finished cell at once (``cells/<index>.pkl``), so a run killed later keeps
-    it and ``--resume`` can skip it."""
-    run.write_with(
-        f"{CELLS_DIR}/{result.cell.index:05d}.pkl",
-        lambda handle: pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL),
-    )
-
-
-def load_cell_results(run: RunDir, cells: list[Cell]) -> dict[int, CellResult]:
-    """The completed cells saved in ``run`` whose ids still match this grid."""
-    found: dict[int, CellResult] = {}
-    for cell in cells:
-        path = run.file(f"{CELLS_DIR}/{cell.index:05d}.pkl")
-        try:
-            with open(path, "rb") as handle:
-                result = pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
-            continue
-        if result.ok and result.cell.id == cell.id:
-            found[cell.index] = result
-    return found
+def store_cell(run: RunDir, result: CellResult) -> CellResult:
+    """Save a finished cell at once (so a run killed later keeps it and ``--resume`` can
+    skip it) and return it as read back: what the report sees is what a resume sees. An
+    artifact that is not data fails the cell (a bug in the experiment, said plainly)."""
+    try:
+        cell_store.save_result(run, result)
+    except cell_store.NotData as exc:
+        log.error("cell %s: its results cannot be stored: %s", result.cell.id, exc)
+        result = CellResult(result.cell, "failed", result.rows, {}, f"cannot store results: {exc}")
+        cell_store.save_result(run, result)
+    return cell_store.load_result(run, result.cell)
 
 
 def _grid_description(cells: list[Cell], argv: list[str]) -> dict[str, Any]:
     return {
         "command": argv,
-        "cells": [{"index": c.index, "id": c.id, "params": c.params} for c in cells],
+        "cells": [
+            {"index": c.index, "id": c.id, "params": c.params, "keys": c.paths} for c in cells
+        ],
     }
 
 
@@ -214,9 +240,9 @@ def _start(
         return run, {}
     run = resume
     try:
-        run.manifest = json.loads(run.file("run.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{run.path}: not a run folder that can be resumed ({exc})") from None
+        run.manifest = run.read_manifest()
+    except RunFolderError as exc:
+        raise ConfigError(f"--resume: not a run folder that can be resumed: {exc}") from None
     if run.manifest.get("experiment") != experiment.name:
         raise ConfigError(
             f"{run.path} is a {run.manifest.get('experiment')!r} run, not {experiment.name!r}"
@@ -227,7 +253,7 @@ def _start(
             f"(sha256 {digest[:12]} vs {str(run.manifest.get('config_sha256'))[:12]});"
             " resume with the same config, or start a new run"
         )
-    done = load_cell_results(run, cells)
+    done = cell_store.load_results(run, cells)
     run.update_manifest(
         status="running",
         pid=os.getpid(),
@@ -271,13 +297,12 @@ def execute(
             )
             step_progress = progress if executor.workers == 1 else None
             for result in executor.run(experiment, pending, run, step_progress):
-                save_cell_result(run, result)
+                result = store_cell(run, result)
                 results[result.cell.index] = result
                 if progress is not None:
                     progress.cell_done(len(results), len(cells), result)
             ordered = [results[c.index] for c in cells]
-            status = _final_status(ordered)
-            tables = _write_results(experiment, run, resolved, ordered, status)
+            status, tables, report_error = _write_results(experiment, run, resolved, ordered)
         except KeyboardInterrupt:
             _finish(run, "interrupted", started)
             log.error("run interrupted after %d of %d cell(s)", len(results), len(cells))
@@ -287,38 +312,54 @@ def execute(
             _finish(run, "failed", started)
             raise
         _finish(run, status, started)
-    return RunOutcome(run, status, tables, ordered)
+    return RunOutcome(run, status, tables, ordered, report_error)
 
 
 def _write_results(
-    experiment: Experiment,
-    run: RunDir,
-    resolved: dict[str, Any],
-    results: list[CellResult],
-    status: str,
-) -> list[Table]:
-    report = experiment.report(ReportContext(run, resolved, results))
-    tables = list(report.tables)
+    experiment: Experiment, run: RunDir, resolved: dict[str, Any], results: list[CellResult]
+) -> tuple[str, list[Table], str]:
+    """Write every cell's rows, the generic tables and the summary (failed cells and their
+    errors included) first; then run the experiment's report. A report that raises marks
+    the run failed, with its error in summary.json and its traceback in log.txt, and
+    loses nothing. Returns (status, tables, report error or "")."""
+    status = _final_status(results)
     failures = [r for r in results if not r.ok]
-    if failures:
-        tables.append(_failure_table(failures))
+    generic = [_failure_table(failures)] if failures else []
+    cells = [_cells_table(results)] if len(results) > 1 else []
+    summary = {
+        "experiment": experiment.name,
+        "status": status,
+        "cells": len(results),
+        "failed_cells": [
+            {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
+        ],
+    }
     run.write_text("metrics.csv", metrics_csv(results))
+    _write_tables(experiment, run, generic + cells, log_them=False)
+    run.write_json("summary.json", summary)
+    report_error = ""
+    try:
+        report = experiment.report(ReportContext(run, resolved, results))
+    except Exception as exc:
+        report_error = f"{type(exc).__name__}: {exc}"
+        log.error("the report failed (every cell result is saved):\n%s", traceback.format_exc())
+        run.write_json(
+            "summary.json", {**summary, "status": "failed", "report_error": report_error}
+        )
+        return "failed", generic, report_error
+    tables = [*report.tables, *generic]
+    _write_tables(experiment, run, tables + cells)
+    run.write_json("summary.json", {**report.summary, **summary})
+    return status, tables, report_error
+
+
+def _write_tables(
+    experiment: Experiment, run: RunDir, tables: list[Table], log_them: bool = True
+) -> None:
     markdown = "\n".join(t.to_markdown() for t in tables)
     run.write_text("metrics.md", f"# {experiment.name} — {run.path.name}\n\n{markdown}")
-    run.write_json(
-        "summary.json",
-        {
-            "experiment": experiment.name,
-            "status": status,
-            "cells": len(results),
-            "failed_cells": [
-                {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
-            ],
-            **report.summary,
-        },
-    )
-    log.info("results:\n%s", markdown)
-    return tables
+    if log_them and markdown:
+        log.info("results:\n%s", markdown)
 
 
 def _finish(run: RunDir, status: str, started: float) -> None:

@@ -9,7 +9,9 @@ every file is written through a temporary file in the same folder (flush, fsync,
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from kernelnet.errors import KernelnetError
 
 
 def _current_umask() -> int:
@@ -74,7 +78,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def to_jsonable(value: Any) -> Any:
-    """NumPy scalars and arrays to plain Python, recursively."""
+    """NumPy scalars and arrays to plain Python, recursively; non-finite floats to None."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -82,14 +86,43 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return to_jsonable(value.item())
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN or infinity
     return value
 
 
+class RunFolderError(KernelnetError):
+    """A run folder, or a file in it, is missing or damaged."""
+
+    exit_code = 2
+
+
+def _read_json(path: Path, what: type) -> Any:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, what):
+        raise RunFolderError(f"{path}: expected a JSON {what.__name__}")
+    return data
+
+
+GRID = "grid.json"
+MANIFEST = "run.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CELLS_DIR = "cells"
+PLOTS_DIR = "plots"
+
+
 class RunDir:
-    """One run's folder. Owns its manifest; every write is atomic."""
+    """One run's folder. Owns its manifest; every write is atomic. Also the one place that
+    knows how to read a run back (manifest, grid, metrics, summary)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -121,7 +154,8 @@ class RunDir:
         return target
 
     def write_json(self, relative: str, data: Any) -> Path:
-        return self.write_text(relative, json.dumps(to_jsonable(data), indent=2) + "\n")
+        text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+        return self.write_text(relative, text + "\n")
 
     def write_with(self, relative: str, write: Callable[[IO[bytes]], None]) -> Path:
         target = self.file(relative)
@@ -131,16 +165,42 @@ class RunDir:
     def save_npz(self, relative: str, **arrays: Any) -> Path:
         return self.write_with(relative, lambda handle: np.savez(handle, **arrays))
 
-    def save_params(self, name: str, json_too: bool = True, **arrays: Any) -> Path:
-        """``params/<name>.npz``; small parameter sets also as ``params/<name>.json``."""
-        path = self.save_npz(f"params/{name}.npz", **arrays)
-        if json_too and sum(np.asarray(a).size for a in arrays.values()) <= 10_000:
-            self.write_json(f"params/{name}.json", {k: np.asarray(v) for k, v in arrays.items()})
-        return path
-
     def update_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields)
-        self.write_json("run.json", self.manifest)
+        self.write_json(MANIFEST, self.manifest)
+
+    def cell_files(self, cell_id: str) -> CellFiles:
+        return CellFiles(self, cell_id)
+
+    # Reading a run back.
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """An existing run folder with its manifest read; RunFolderError if it is not one."""
+        run = cls(Path(path))
+        if not run.path.is_dir():
+            raise RunFolderError(f"{run.path}: not a run folder (no such directory)")
+        run.manifest = run.read_manifest()
+        return run
+
+    def read_manifest(self) -> dict[str, Any]:
+        return _read_json(self.file(MANIFEST), dict)
+
+    def read_grid(self) -> dict[str, Any]:
+        return _read_json(self.file(GRID), dict)
+
+    def read_summary(self) -> dict[str, Any]:
+        return _read_json(self.file(SUMMARY), dict)
+
+    def read_metrics(self) -> list[dict[str, str]]:
+        """metrics.csv as row dicts of strings."""
+        path = self.file(METRICS)
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                return list(csv.DictReader(handle))
+        except FileNotFoundError:
+            raise RunFolderError(f"{path}: missing") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise RunFolderError(f"{path}: unreadable ({exc})") from None
 
     def link_latest(self, runs_dir: Path) -> None:
         """Point ``<runs_dir>/latest`` at this folder (atomically replaced, relative)."""
@@ -149,6 +209,53 @@ class RunDir:
         tmp = link.parent / f".{LATEST}.{secrets.token_hex(4)}"
         os.symlink(target, tmp)
         os.replace(tmp, link)
+
+
+_RESERVED = ("result.json", "result-arrays.npz")  # the cell store's own files
+
+
+class CellFiles:
+    """The files of one cell: data under ``cells/<cell id>/``, figures under
+    ``plots/<cell id>/``. The only writer a cell gets, so two cells can never write the
+    same path; names are plain relative paths inside those folders."""
+
+    def __init__(self, run: RunDir, cell_id: str):
+        self.run = run
+        self.cell_id = cell_id
+
+    def _relative(self, root: str, name: str) -> str:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts or name in _RESERVED:
+            raise ValueError(f"cell file name {name!r} must be a plain relative path")
+        return f"{root}/{self.cell_id}/{name}"
+
+    @property
+    def folder(self) -> Path:
+        return self.run.file(f"{CELLS_DIR}/{self.cell_id}")
+
+    def path(self, name: str) -> Path:
+        return self.run.file(self._relative(CELLS_DIR, name))
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self.run.write_json(self._relative(CELLS_DIR, name), data)
+
+    def save_npz(self, name: str, **arrays: Any) -> Path:
+        return self.run.save_npz(self._relative(CELLS_DIR, name), **arrays)
+
+    def save_params(self, name: str = "params", json_too: bool = True, **arrays: Any) -> Path:
+        """``<name>.npz``; small parameter sets also as ``<name>.json``."""
+        path = self.save_npz(f"{name}.npz", **arrays)
+        if json_too and sum(np.asarray(a).size for a in arrays.values()) <= 10_000:
+            self.write_json(f"{name}.json", {k: np.asarray(v) for k, v in arrays.items()})
+        return path
+
+    def save_figure(self, name: str, figure: Any, dpi: int = 120) -> Path:
+        """``plots/<cell id>/<name>.png``."""
+        from kernelnet.plotting import save
+
+        relative = self._relative(PLOTS_DIR, f"{name}.png")
+        save(self.run, relative, figure, dpi)
+        return self.run.file(relative)
 
 
 def pid_alive(pid: int) -> bool:
@@ -180,10 +287,10 @@ class RunInfo:
 def iter_runs(runs_dir: Path) -> Iterator[RunInfo]:
     """Every run folder under ``runs_dir`` with a readable run.json, oldest first."""
     found = []
-    for manifest_path in Path(runs_dir).glob("*/*/run.json"):
+    for manifest_path in Path(runs_dir).glob(f"*/*/{MANIFEST}"):
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            manifest = RunDir(manifest_path.parent).read_manifest()
+        except RunFolderError:
             continue
         found.append(RunInfo(manifest_path.parent, manifest))
     yield from sorted(found, key=lambda r: (r.manifest.get("started", ""), r.path.name))

@@ -110,7 +110,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_metrics(tmp_path):
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(
-        (tmp_path / "killed").glob("svm-primal/*/cells/00000.pkl")
+        (tmp_path / "killed").glob("svm-primal/*/cells/epochs=50000/result.json")
     ):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
@@ -119,7 +119,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_metrics(tmp_path):
     assert json.loads((folder / "run.json").read_text())["status"] == "running"
     listed = runner.invoke(app, ["runs", "list", "--runs-dir", str(tmp_path / "killed"), "--json"])
     assert json.loads(listed.stdout)[0]["status"] == "interrupted"
-    done_before = len(list((folder / "cells").glob("*.pkl")))
+    done_before = len(list((folder / "cells").glob("*/result.json")))
     assert 1 <= done_before < 4
 
     resumed = runner.invoke(app, ["run", "--resume", str(folder), "--quiet"])
@@ -179,7 +179,7 @@ def test_dask_local_cluster_gives_identical_metrics(tmp_path):
     assert on_cluster.status == "complete"
     assert rows_without_timing(serial.run.path) == rows_without_timing(on_cluster.run.path)
     # parameters written by the workers arrive in the client's run folder
-    assert (on_cluster.run.path / "params" / "xor_rbf.npz").is_file()
+    assert (on_cluster.run.path / "cells" / "dataset=xor,kernel=rbf" / "params.npz").is_file()
 
 
 def test_scheduler_option_without_a_cluster_fails_clearly(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import types
 import typing
@@ -142,6 +143,22 @@ def _check_value(
     return converted
 
 
+def _refuse_repeats(values: list[Any], path: str, locations: dict[str, Location]) -> None:
+    """Two equal values (after conversion: 1 and 1.0 in a float field) would be two cells
+    with the same settings, the same id and the same files."""
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        key = json.dumps(value, sort_keys=True)
+        if key in seen:
+            raise config_error(
+                locations.get(f"{path}[{index}]") or locations.get(path),
+                path,
+                f"the sweep lists the same value twice ({_show(value)} at positions "
+                f"{seen[key] + 1} and {index + 1}); every cell of a grid must differ",
+            )
+        seen[key] = index
+
+
 def is_sweep(value: Any, kind: Any) -> bool:
     """A list where one value is expected (or a list of lists for a list field)."""
     if not isinstance(value, list):
@@ -194,6 +211,7 @@ def resolve(
                 _check_value(v, kind, optional, spec, f"{child}[{i}]", locations)
                 for i, v in enumerate(value)
             ]
+            _refuse_repeats(resolved[name], child, locations)
         else:
             resolved[name] = _check_value(value, kind, optional, spec, child, locations)
     return resolved

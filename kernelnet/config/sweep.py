@@ -1,10 +1,21 @@
 """Grid expansion: every swept value (a list where one value is expected) is an axis;
-the cells are the Cartesian product of the axes, in the schema's field order."""
+the cells are the Cartesian product of the axes, in the schema's field order.
+
+A cell's id is built from its swept values after validation (so ``1`` and ``1.0`` in a
+float field give the same id, and :func:`~kernelnet.config.schema.resolve` refuses a sweep
+that lists one value twice). Ids are used as file and folder names: a value whose text
+holds anything but letters, digits and ``. _ + -`` is slugged and given a short hash of
+its exact text, so ids stay unique and safe (``construction=k1_k2~3fa9c1`` for
+``k1 * k2``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +29,73 @@ class Axis:
     values: tuple[Any, ...]
 
 
+SINGLE_CELL_ID = "single"  # the id of the one cell of a config that sweeps nothing
+_SAFE = re.compile(r"[A-Za-z0-9._+-]+")
+_MAX_VALUE_TEXT = 40
+_MAX_ID = 160
+
+
 @dataclass(frozen=True)
 class Cell:
     """One point of the grid: the swept values and the full config they give."""
 
     index: int
-    id: str  # stable id built from the swept settings, e.g. "dataset=moons,kernel=rbf"
+    id: str  # unique, file-safe id built from the swept values, e.g. "dataset=moons,C=1"
     params: dict[str, Any]  # axis label -> value
     config: Any  # an instance of the experiment's schema, every value single
+    paths: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> dotted key
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The cell's full config as a plain nested dict of single values."""
+        return dataclasses.asdict(self.config)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the cell's canonical full config: what its randomness and stored
+        results are tied to, whatever grid it sits in."""
+        return canonical_digest(self.values)
+
+
+def canonical_digest(values: Any) -> str:
+    """sha256 of a config tree, independent of key order and formatting."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def safe_text(text: str, limit: int = _MAX_VALUE_TEXT) -> str:
+    """``text`` if it is short and made of file-safe characters, else a slug of it plus a
+    short hash of the exact text (so two different texts never give the same result)."""
+    if _SAFE.fullmatch(text) and len(text) <= limit:
+        return text
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_.")[: limit - 8] or "value"
+    return f"{slug}~{_short_hash(text)}"
+
+
+def _id_text(value: Any) -> str:
+    """A value as it appears in a cell id: a list of numbers joins its items with ``_``
+    (``[256, 128]`` -> ``256_128``; no number's text holds ``_``), anything else is
+    :func:`format_value` made file-safe."""
+    if isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        return "_".join(format_value(v) for v in value) or "empty"
+    return safe_text(format_value(value))
+
+
+def cell_id(params: dict[str, Any]) -> str:
+    """``label=value,...`` in axis order, each value as :func:`format_value` gives it, made
+    file-safe; ``single`` when nothing is swept."""
+    if not params:
+        return SINGLE_CELL_ID
+    text = ",".join(f"{k}={_id_text(v)}" for k, v in params.items())
+    if len(text) > _MAX_ID:
+        text = f"{text[: _MAX_ID - 8]}~{_short_hash(text)}"
+    return text
 
 
 def format_value(value: Any) -> str:
@@ -85,6 +155,6 @@ def expand(schema: type, resolved: dict[str, Any]) -> list[Cell]:
         for axis, value in zip(axes, combo):
             _set_path(values, axis.path, value)
         params = {a.label: v for a, v in zip(axes, combo)}
-        cell_id = ",".join(f"{k}={format_value(v)}" for k, v in params.items()) or "single"
-        cells.append(Cell(index, cell_id, params, build(schema, values)))
+        paths = {a.label: a.path for a in axes}
+        cells.append(Cell(index, cell_id(params), params, build(schema, values), paths))
     return cells

@@ -106,9 +106,57 @@ def load_mnist(root: Path | None = None, verify: bool = True) -> Mnist:
     return Mnist(**arrays)
 
 
-def scaled_pixels(images: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """uint8 images (n, 28, 28) -> (n, 784) floats in [0, 1], converted before any
-    arithmetic; slice first so only the rows needed are converted."""
-    x = images.reshape(len(images), -1).astype(dtype)
-    x /= 255
+N_TRAIN, N_TEST = 60_000, 10_000
+PIXEL_MEAN, PIXEL_STD = 0.1307 * 255, 0.3081 * 255  # of the raw 0..255 training pixels
+NORMALIZATIONS = ("none", "scale", "standardize")
+
+
+def pixels(images: np.ndarray, normalize: str = "scale", dtype: type = np.float64) -> np.ndarray:
+    """uint8 images (n, 28, 28) -> (n, 784) floats, converted before any arithmetic:
+    ``none`` keeps 0..255, ``scale`` divides by 255, ``standardize`` is (x - mean) / std."""
+    x = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(dtype)
+    if normalize == "scale":
+        x /= 255
+    elif normalize == "standardize":
+        x -= PIXEL_MEAN
+        x /= PIXEL_STD
+    elif normalize != "none":
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS} (got {normalize!r})")
     return x
+
+
+@dataclass(frozen=True)
+class MnistSplit:
+    """Features (n, 784) and int64 labels of the standard split."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def mnist_split(
+    train: int,
+    val: int = 0,
+    test: int = N_TEST,
+    normalize: str = "scale",
+    dtype: type = np.float64,
+) -> MnistSplit:
+    """The one way kernelnet slices MNIST: training images are the first ``train`` of the
+    60,000, validation images the last ``val`` of them (disjoint when train + val <=
+    60,000), test images the first ``test`` of the 10,000. Only the rows used are
+    converted."""
+    if not (0 < train <= N_TRAIN and 0 <= val <= N_TRAIN and 0 < test <= N_TEST):
+        raise ValueError(f"sizes out of range: train {train}, val {val}, test {test}")
+    data = load_mnist()
+    labels = data.train_labels.astype(np.int64)
+    return MnistSplit(
+        pixels(data.train_images[:train], normalize, dtype),
+        labels[:train],
+        pixels(data.train_images[N_TRAIN - val :], normalize, dtype),
+        labels[N_TRAIN - val :],
+        pixels(data.test_images[:test], normalize, dtype),
+        data.test_labels[:test].astype(np.int64),
+    )

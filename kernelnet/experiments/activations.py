@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from kernelnet.nn.functional import sigmoid, softmax, softplus
 from kernelnet.nn.gradcheck import numeric_gradient
 from kernelnet.nn.losses import softmax_cross_entropy
 from kernelnet.tables import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 EXACT, ROUNDING, DIFFERENCE = (
     0.0,
@@ -204,7 +208,7 @@ def report(ctx: ReportContext) -> Report:
         note="Scaling the logits up sharpens the distribution towards the arg max.",
     )
     depth = result.artifacts["depth"]
-    plotting.save(ctx.run, "plots/activations.png", plotting.activation_panels(depth))
+    ctx.save_figure("activations", activation_panels(depth))
     return Report(
         [table, sharpen],
         {
@@ -212,6 +216,41 @@ def report(ctx: ReportContext) -> Report:
             "gradient_norm_at_depth": {k: float(v[-1]) for k, v in depth.items()},
         },
     )
+
+
+def activation_panels(depth_norms: dict[str, np.ndarray]) -> Figure:
+    """Three panels: sigmoid(kx) sharpening into a step; MSE and cross-entropy gradients
+    against the logit for a sigmoid output with target 1; gradient norm through depth."""
+
+    figure = plotting.figure((14, 4))
+    left, middle, right = figure.subplots(1, 3)
+    x = np.linspace(-3, 3, 601)
+    for k, shade in zip((1, 3, 10, 100), (0.35, 0.55, 0.75, 0.95)):
+        left.plot(x, sigmoid(k * x), color=plotting.colormap("viridis")(shade), label=f"k = {k}")
+    left.step(x, (x > 0).astype(float), where="mid", color="black", ls="--", lw=1, label="H(x)")
+    left.set(title="sigmoid(kx) tends to the step", xlabel="x")
+    left.legend(frameon=False, fontsize="small")
+    z = np.linspace(-10, 10, 401)
+    s = sigmoid(z)
+    middle.plot(z, np.abs(s - 1), color="#3182bd", label="|dCE/dz| = |s - y|")
+    middle.plot(
+        z, np.abs((s - 1) * s * (1 - s)), color="#e6550d", label="|dMSE/dz| = |s - y| s(1 - s)"
+    )
+    middle.set(
+        title="target y = 1: MSE saturates when badly wrong",
+        xlabel="logit z",
+        yscale="log",
+        ylim=(1e-5, 2),
+    )
+    middle.legend(frameon=False, fontsize="small")
+    for name, norms in depth_norms.items():
+        right.semilogy(np.arange(1, norms.size + 1), np.maximum(norms, 1e-300), label=name)
+    right.set(
+        title="gradient norm after L layers (backwards)", xlabel="layers L", ylabel="||dL/dh||"
+    )
+    right.legend(frameon=False, fontsize="small")
+    plotting.tidy(left, middle, right)
+    return figure
 
 
 EXPERIMENT = Experiment(
@@ -225,4 +264,6 @@ of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
     schema=ActivationsConfig,
     run_cell=run_cell,
     report=report,
+    row_key=("identity",),
+    single_cell=True,  # a lab of fixed checks: run it once per setting
 )

@@ -8,6 +8,7 @@ negatives (a +1 point predicted -1, priced by C1) against false positives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    figure_suffix,
+    group_cells,
     verify_datasets,
 )
 from kernelnet.experiments.svm_sections import (
@@ -32,7 +35,11 @@ from kernelnet.experiments.svm_sections import (
     kernel_of,
 )
 from kernelnet.kernels import KERNELS
+from kernelnet.plotting import DecisionPanel, panel_of
 from kernelnet.tables import Table, percent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 RATIOS = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0]
 
@@ -104,77 +111,91 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
         "n_support_negative": int(svm.support_.size) - positive_sv,
         "solver_status": svm.solver_.status,
     }
-    ctx.run.save_params(
-        f"{config.data.dataset}_ratio={format_value(s.cost_ratio)}",
-        alpha=svm.alpha_,
-        bias=np.float64(svm.bias_),
-        support=svm.support_,
+    ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
+    panel = None
+    if split.n_features == 2:
+        panel = DecisionPanel.compute(
+            svm.decision_function,
+            split.X_train,
+            split.y_train,
+            split.X_test,
+            split.y_test,
+            svm.support_,
+            config.plot.resolution,
+            f"test FP {fp}, FN {fn}",
+        ).to_artifact()
+    return CellOutput([row], {"panel": panel, "label_mapping": split.label_mapping})
+
+
+WITHIN = ("dataset", "ratio")  # the axes a table and its figure lay out themselves
+COUNTS = (
+    "test_accuracy",
+    "false_positives",
+    "false_negatives",
+    "train_false_positives",
+    "train_false_negatives",
+)
+
+
+def _by_dataset(results: list[CellResult]) -> dict[str, list[CellResult]]:
+    by_dataset: dict[str, list[CellResult]] = {}
+    for result in results:
+        by_dataset.setdefault(result.cell.config.data.dataset, []).append(result)
+    return by_dataset
+
+
+def _table(dataset: str, setting: str, results: list[CellResult]) -> Table:
+    first = results[0].cell.config
+    rows = []
+    for r in results:
+        if not r.ok:
+            rows.append([format_value(r.cell.config.svm.cost_ratio), r.status] + [""] * 5)
+            continue
+        rows.append(
+            [
+                format_value(r.row["cost_ratio"]),
+                percent(r.row["test_accuracy"]),
+                str(r.row["false_positives"]),
+                str(r.row["false_negatives"]),
+                f"{r.row['train_false_positives']} / {r.row['train_false_negatives']}",
+                f"{r.row['n_support']} ({r.row['n_support_positive']}+ / "
+                f"{r.row['n_support_negative']}−)",
+                r.row["solver_status"],
+            ]
+        )
+    return Table(
+        f"{dataset}: cost ratio C1/C0 against errors "
+        f"(C0 = {format_value(first.svm.C0)}, {first.kernel.name}"
+        + (f"; {setting}" if setting else "")
+        + ")",
+        ["C1/C0", "test acc %", "test FP", "test FN", "train FP / FN", "support vectors", "solver"],
+        rows,
     )
-    return CellOutput([row], {"model": svm, "split": split})
 
 
 def report(ctx: ReportContext) -> Report:
-    by_dataset: dict[str, list[CellResult]] = {}
-    for result in ctx.results:
-        by_dataset.setdefault(result.cell.config.data.dataset, []).append(result)
-    tables = []
-    for dataset, results in by_dataset.items():
-        first = results[0].cell.config
-        rows = []
-        for r in results:
-            if not r.ok:
-                rows.append([format_value(r.cell.config.svm.cost_ratio), r.status] + [""] * 5)
-                continue
-            rows.append(
-                [
-                    format_value(r.row["cost_ratio"]),
-                    percent(r.row["test_accuracy"]),
-                    str(r.row["false_positives"]),
-                    str(r.row["false_negatives"]),
-                    f"{r.row['train_false_positives']} / {r.row['train_false_negatives']}",
-                    f"{r.row['n_support']} ({r.row['n_support_positive']}+ / "
-                    f"{r.row['n_support_negative']}−)",
-                    r.row["solver_status"],
-                ]
-            )
-        tables.append(
-            Table(
-                f"{dataset}: cost ratio C1/C0 against errors "
-                f"(C0 = {format_value(first.svm.C0)}, {first.kernel.name})",
-                [
-                    "C1/C0",
-                    "test acc %",
-                    "test FP",
-                    "test FN",
-                    "train FP / FN",
-                    "support vectors",
-                    "solver",
-                ],
-                rows,
-            )
-        )
-    _plots(ctx, by_dataset)
-    summary = {
-        dataset: {
-            format_value(r.row["cost_ratio"]): {
-                k: r.row[k]
-                for k in (
-                    "test_accuracy",
-                    "false_positives",
-                    "false_negatives",
-                    "train_false_positives",
-                    "train_false_negatives",
-                )
+    tables, summary = [], {}
+    for setting, members in group_cells(ctx.results, WITHIN).items():
+        by_dataset = _by_dataset(members)
+        tables += [_table(dataset, setting, results) for dataset, results in by_dataset.items()]
+        counts = {
+            dataset: {
+                format_value(r.row["cost_ratio"]): {k: r.row[k] for k in COUNTS}
+                for r in results
+                if r.ok
             }
-            for r in results
-            if r.ok
+            for dataset, results in by_dataset.items()
         }
-        for dataset, results in by_dataset.items()
-    }
-    return Report(tables, {"by_dataset": summary})
+        if setting:
+            summary.setdefault("by_setting", {})[setting] = counts
+        else:
+            summary["by_dataset"] = counts
+        _plots(ctx, setting, by_dataset)
+    return Report(tables, summary)
 
 
-def _plots(ctx: ReportContext, by_dataset: dict[str, list[CellResult]]) -> None:
+def _plots(ctx: ReportContext, setting: str, by_dataset: dict[str, list[CellResult]]) -> None:
+    suffix = figure_suffix(setting)
     curves = {
         dataset: [
             (
@@ -189,41 +210,52 @@ def _plots(ctx: ReportContext, by_dataset: dict[str, list[CellResult]]) -> None:
         ]
         for dataset, results in by_dataset.items()
     }
-    plotting.save(ctx.run, "plots/fp_fn_tradeoff.png", plotting.error_tradeoff(curves))
-    resolution = ctx.results[0].cell.config.plot.resolution
+    curves = {dataset: points for dataset, points in curves.items() if points}
+    if not curves:
+        return  # no completed cell in this group: nothing to draw
+    ctx.save_figure(f"fp_fn_tradeoff{suffix}", error_tradeoff(curves, setting))
+    members = [r for results in by_dataset.values() for r in results]
+    if any(r.ok and r.artifacts["panel"] is None for r in members):
+        return  # decision regions are drawn for 2-D data only
     datasets = list(by_dataset)
-    ratios = list(dict.fromkeys(r.cell.config.svm.cost_ratio for r in ctx.results))
+    ratios = list(dict.fromkeys(r.cell.config.svm.cost_ratio for r in members))
     shown = ratios if len(ratios) <= 5 else [ratios[0], ratios[len(ratios) // 2], ratios[-1]]
-    lookup = {(r.cell.config.data.dataset, r.cell.config.svm.cost_ratio): r for r in ctx.results}
-    panels = [[_panel(lookup.get((d, q))) for q in shown] for d in datasets]
-    plotting.save(
-        ctx.run,
-        "plots/decision_boundaries.png",
+    lookup = {(r.cell.config.data.dataset, r.cell.config.svm.cost_ratio): r for r in members}
+    panels = [[panel_of(lookup.get((d, q))) for q in shown] for d in datasets]
+    ctx.save_figure(
+        f"decision_boundaries{suffix}",
         plotting.decision_grid(
             panels,
             datasets,
             [f"C1/C0 = {format_value(q)}" for q in shown],
-            resolution,
-            "Asymmetric costs: the boundary moves away from the costlier class",
+            "Asymmetric costs: the boundary moves away from the costlier class"
+            + (f" ({setting})" if setting else ""),
         ),
     )
 
 
-def _panel(result: CellResult | None) -> dict | None:
-    if result is None or not result.ok:
-        return None if result is None else {"caption": result.status}
-    model, split = result.artifacts["model"], result.artifacts["split"]
-    if split.n_features != 2:
-        return {"caption": "not 2-D"}
-    return {
-        "decision": model.decision_function,
-        "X_train": split.X_train,
-        "y_train": split.y_train,
-        "X_test": split.X_test,
-        "y_test": split.y_test,
-        "support": model.support_,
-        "caption": f"test FP {result.row['false_positives']}, FN {result.row['false_negatives']}",
-    }
+def error_tradeoff(
+    curves: dict[str, list[tuple[float, int, int, int, int]]], setting: str = ""
+) -> Figure:
+    """Per dataset: false positives and false negatives (train solid, test dashed) against
+    the cost ratio C1/C0 on a log axis. Each curve entry is (ratio, train FP, train FN,
+    test FP, test FN)."""
+    figure = plotting.figure((3.4 * max(1, len(curves)), 3.6))
+    grid = np.atleast_1d(figure.subplots(1, max(1, len(curves)), squeeze=False)[0])
+    for axes, (dataset, points) in zip(grid, curves.items()):
+        ratio, train_fp, train_fn, test_fp, test_fn = (np.array(v) for v in zip(*points))
+        axes.plot(ratio, train_fp, "o-", color=plotting.NEGATIVE, label="FP (train)")
+        axes.plot(ratio, train_fn, "s-", color=plotting.POSITIVE, label="FN (train)")
+        axes.plot(ratio, test_fp, "o--", color=plotting.NEGATIVE, alpha=0.5, label="FP (test)")
+        axes.plot(ratio, test_fn, "s--", color=plotting.POSITIVE, alpha=0.5, label="FN (test)")
+        axes.set(xscale="log", xlabel="C1 / C0", ylabel="errors", title=dataset)
+        plotting.tidy(axes)
+    grid[0].legend(frameon=False, fontsize="small")
+    figure.suptitle(
+        "False positives (−1 predicted +1) against false negatives as C1/C0 grows"
+        + (f" ({setting})" if setting else "")
+    )
+    return figure
 
 
 EXPERIMENT = Experiment(

@@ -1,9 +1,13 @@
 """What an experiment is: a config schema, a function per grid cell, and a report.
 
-The runner owns every shared step (run folder, config dump, logging, status, tables,
-CSV); an experiment only computes. ``run_cell`` gets one cell's config and a context
-with the run folder (to save parameters) and a Generator seeded from the run seed and
-the cell id; ``report`` turns all cell results into tables, plots and headline numbers.
+The runner owns every shared step (run folder, config dump, logging, status, row
+stamping, tables, CSV, the cell store); an experiment only computes and reports.
+``run_cell`` gets one cell's config and a :class:`CellContext`: the cell, a writer scoped
+to the cell (its files can never collide with another cell's), a Generator derived from
+the run seed and the cell's canonical config, a logger and progress. It returns metrics
+rows and artifacts that are data (see :mod:`kernelnet.cell_store`). ``report`` turns the
+cell results into tables, figures and a summary; it must work with zero, one or many
+completed cells.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from kernelnet.config import Cell, param
-from kernelnet.runs import RunDir
+from kernelnet.config import Cell, format_value, param
+from kernelnet.runs import PLOTS_DIR, CellFiles, RunDir
+from kernelnet.seeding import named_rng
 from kernelnet.tables import Table
 
 
@@ -35,10 +40,15 @@ def _no_progress(done: int, total: int, label: str) -> None:
 @dataclass(frozen=True)
 class CellContext:
     cell: Cell  # id and swept values; the config itself is passed separately
-    run: RunDir
-    rng: np.random.Generator
+    files: CellFiles  # the only place a cell writes
+    rng: np.random.Generator  # from the run seed and the cell's canonical config
     log: logging.Logger
     progress: Callable[[int, int, str], None] = _no_progress  # (done, total, label) within a cell
+
+    def shared_rng(self, purpose: str) -> np.random.Generator:
+        """A Generator every cell of the run gets alike for ``purpose`` (e.g. one fixed
+        probe point set that all cells are compared on)."""
+        return named_rng(self.cell.config.seed, purpose)
 
 
 @dataclass(frozen=True)
@@ -78,11 +88,54 @@ class Report:
 class ReportContext:
     run: RunDir
     config: dict[str, Any]  # the resolved config (sweeps as lists)
-    results: list[CellResult]
+    results: list[CellResult]  # every cell in grid order, failed ones included
 
     @property
     def completed(self) -> list[CellResult]:
         return [r for r in self.results if r.ok]
+
+    @property
+    def many(self) -> bool:
+        """More than one cell: tables and figures must say which cell they show."""
+        return len(self.results) > 1
+
+    def rng(self, purpose: str) -> np.random.Generator:
+        """A Generator for run-level work (a numerical check in the report)."""
+        return named_rng(self.config["seed"], purpose)
+
+    def save_figure(self, name: str, figure: Any) -> None:
+        """A figure about the whole run: ``plots/<name>.png``."""
+        from kernelnet.plotting import save
+
+        save(self.run, f"{PLOTS_DIR}/{name}.png", figure)
+
+    def files(self, result: CellResult) -> CellFiles:
+        """The writer of one cell (for its per-cell figures)."""
+        return self.run.cell_files(result.cell.id)
+
+
+def label_of(result: CellResult, exclude: tuple[str, ...] = ()) -> str:
+    """The swept settings of a cell other than ``exclude``, as ``key=value, ...``."""
+    return ", ".join(
+        f"{k}={format_value(v)}" for k, v in result.cell.params.items() if k not in exclude
+    )
+
+
+def figure_suffix(setting: str) -> str:
+    """A file-name suffix for the figure of one group of cells ("" for the only group)."""
+    from kernelnet.config.sweep import safe_text
+
+    return "" if not setting else "_" + safe_text(setting.replace(", ", ","), 80)
+
+
+def group_cells(results: list[CellResult], within: tuple[str, ...]) -> dict[str, list[CellResult]]:
+    """Cells grouped by their swept settings other than the axes in ``within`` (which a
+    table or figure lays out itself), in grid order. The key is the group's label, ``""``
+    when nothing else is swept."""
+    groups: dict[str, list[CellResult]] = {}
+    for result in results:
+        groups.setdefault(label_of(result, within), []).append(result)
+    return groups
 
 
 def _no_preflight(cells: list[Cell]) -> None:
@@ -105,3 +158,5 @@ class Experiment:
     report: Callable[[ReportContext], Report]
     preflight: Callable[[list[Cell]], None] = _no_preflight  # raise DataError early
     details: str = ""  # the rest of the command's --help: the maths, defaults, an example
+    row_key: tuple[str, ...] = ()  # what tells a cell's metrics rows apart (e.g. "epoch")
+    single_cell: bool = False  # one cell by nature: the runner refuses a sweep

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from kernelnet.experiments.base import (
 )
 from kernelnet.nn.conv import MODES, convolve1d, output_size
 from kernelnet.tables import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LAYER = re.compile(r"^\s*conv\(\s*(\d+)\s*((?:,\s*\w+\s*=\s*\w+\s*)*)\)\s*$")
 KEYS = {"k": 3, "s": 1, "p": 0, "d": 1, "bias": 1}
@@ -178,10 +182,9 @@ def report(ctx: ReportContext) -> Report:
         ],
         align=["left", "left", "left", "left"],
     )
-    plotting.save(
-        ctx.run,
-        "plots/convolution_modes.png",
-        plotting.convolution_modes(a["signal"], a["kernel"], a["modes"]),
+    ctx.save_figure(
+        "convolution_modes",
+        convolution_modes(a["signal"], a["kernel"], a["modes"]),
     )
     summary = {
         "total_parameters": total,
@@ -203,6 +206,33 @@ def preflight(cells: list[Cell]) -> None:
             raise ConfigError("conv.kernel: must be non-empty and no longer than conv.signal")
 
 
+def convolution_modes(
+    signal: np.ndarray, kernel: np.ndarray, modes: dict[str, np.ndarray]
+) -> Figure:
+    """One panel per mode: the signal (grey steps) and that mode's output at the positions
+    it covers; the three outputs agree where they overlap and differ in extent."""
+    k = len(kernel)
+    # index i of each mode is full[i + offset]; full[i] is centred at position i - (k - 1) / 2
+    offsets = {"valid": k - 1, "same": (k - 1) // 2, "full": 0}
+    colours = {"valid": "#e6550d", "same": "#31a354", "full": "#3182bd"}
+    figure = plotting.figure((8, 6))
+    panels = figure.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (mode, values) in zip(panels, modes.items()):
+        positions = np.arange(len(values)) + offsets[mode] - (k - 1) / 2
+        axes.step(
+            np.arange(len(signal)), signal, where="mid", color="#bbbbbb", lw=2, label="signal"
+        )
+        axes.plot(
+            positions, values, "o-", color=colours[mode], label=f"{mode}: {len(values)} values"
+        )
+        axes.axvspan(positions[0] - 0.5, positions[-1] + 0.5, color=colours[mode], alpha=0.08)
+        axes.legend(frameon=False, loc="upper right", fontsize="small")
+        plotting.tidy(axes)
+    panels[-1].set_xlabel("position")
+    figure.suptitle(f"Convolution modes with kernel {np.round(kernel, 3).tolist()}")
+    return figure
+
+
 EXPERIMENT = Experiment(
     name="conv",
     help="Convolution modes (valid/same/full) on a 1-D example and a conv stack's shapes.",
@@ -216,5 +246,7 @@ Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
     schema=ConvConfig,
     run_cell=run_cell,
     report=report,
+    row_key=("layer",),
+    single_cell=True,  # a lab of fixed checks: run it once per setting
     preflight=preflight,
 )

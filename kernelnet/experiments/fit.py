@@ -5,6 +5,7 @@ summed before the output layer. A linear (identity) network can only produce a l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,11 +19,16 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    figure_suffix,
+    group_cells,
 )
 from kernelnet.nn.branches import BranchSumNet
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import Adam
 from kernelnet.tables import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TARGETS = {
     "sine": lambda x: np.sin(2 * x),
@@ -124,51 +130,87 @@ def run_cell(config: FitConfig, ctx: CellContext) -> CellOutput:
     )
 
 
+WITHIN = ("target", "activation", "net")  # the axes one figure lays out itself
+
+
 def report(ctx: ReportContext) -> Report:
-    done = ctx.completed
-    rows = [
-        [
-            r.row["target"],
-            r.row["activation"],
-            r.row["architecture"],
-            f"{r.row['train_mse']:.2e}",
-            f"{r.row['test_mse']:.2e}",
+    tables, summary = [], {"cells": len(ctx.completed)}
+    for setting, members in group_cells(ctx.results, WITHIN).items():
+        done = [r for r in members if r.ok]
+        rows = [
+            [
+                r.cell.config.fit.target,
+                r.cell.config.fit.activation,
+                r.cell.config.fit.architecture,
+                f"{r.row['train_mse']:.2e}" if r.ok else r.status,
+                f"{r.row['test_mse']:.2e}" if r.ok else "",
+            ]
+            for r in members
         ]
-        for r in done
-    ]
-    linear = [r for r in done if r.row["activation"] == "identity"]
-    note = ""
-    if linear:
-        worst_curvature = max(r.row["max_second_difference"] for r in linear)
-        beats_line = min(r.row["train_mse"] - r.row["best_line_train_mse"] for r in linear)
-        note = (
-            f"Linear (identity) networks: largest second difference of the fitted curve "
-            f"{worst_curvature:.1e} (a straight line), and none beats the least-squares line "
-            f"(smallest train MSE minus the line's: {beats_line:+.1e})."
+        linear = [r for r in done if r.row["activation"] == "identity"]
+        note = ""
+        if linear:
+            worst_curvature = max(r.row["max_second_difference"] for r in linear)
+            beats_line = min(r.row["train_mse"] - r.row["best_line_train_mse"] for r in linear)
+            note = (
+                f"Linear (identity) networks: largest second difference of the fitted curve "
+                f"{worst_curvature:.1e} (a straight line), and none beats the least-squares "
+                f"line (smallest train MSE minus the line's: {beats_line:+.1e})."
+            )
+        tables.append(
+            Table(
+                "Regression fits: mean squared error" + (f" — {setting}" if setting else ""),
+                ["target", "activation", "network", "train MSE", "test MSE"],
+                rows,
+                note=note,
+                align=["left", "left", "left", "right", "right"],
+            )
         )
-    table = Table(
-        "Regression fits: mean squared error",
-        ["target", "activation", "network", "train MSE", "test MSE"],
-        rows,
-        note=note,
-        align=["left", "left", "left", "right", "right"],
-    )
-    if done:
-        plotting.save(ctx.run, "plots/fits.png", plotting.fit_grid(done))
-    return Report(
-        [table],
-        {
-            "cells": len(done),
-            "linear_max_second_difference": max(
-                (r.row["max_second_difference"] for r in linear), default=None
-            ),
-        },
-    )
+        if done:
+            ctx.save_figure(f"fits{figure_suffix(setting)}", fit_grid(done, setting))
+        worst = max((r.row["max_second_difference"] for r in linear), default=None)
+        if setting:
+            summary.setdefault("linear_max_second_difference_by_setting", {})[setting] = worst
+        else:
+            summary["linear_max_second_difference"] = worst
+    return Report(tables, summary)
 
 
 def preflight(cells) -> None:
     for cell in cells:
         parse_architecture(cell.config.fit.architecture)
+
+
+def fit_grid(results, setting: str = "") -> Figure:
+    """Rows: targets; columns: activations; one line per network, the target dashed."""
+    targets = list(dict.fromkeys(r.row["target"] for r in results))
+    activations = list(dict.fromkeys(r.row["activation"] for r in results))
+    nets = list(dict.fromkeys(r.row["architecture"] for r in results))
+    shades = dict(zip(nets, plotting.colormap("viridis")(np.linspace(0.1, 0.85, len(nets)))))
+    figure = plotting.figure((3.2 * len(activations), 2.6 * len(targets)))
+    grid = figure.subplots(len(targets), len(activations), squeeze=False, sharex=True)
+    for r in results:
+        axes = grid[targets.index(r.row["target"]), activations.index(r.row["activation"])]
+        a = r.artifacts
+        if not axes.lines:
+            axes.scatter(a["x_train"], a["y_train"], s=4, color="#bbbbbb")
+            axes.plot(a["x"], a["target"], "k--", lw=1)
+        axes.plot(
+            a["x"],
+            a["prediction"],
+            color=shades[r.row["architecture"]],
+            lw=1.5,
+            label=r.row["architecture"],
+        )
+    for i, target in enumerate(targets):
+        grid[i, 0].set_ylabel(target)
+    for j, activation in enumerate(activations):
+        grid[0, j].set_title(activation)
+    grid[0, 0].legend(frameon=False, fontsize="x-small")
+    figure.suptitle(
+        "Fitted curves (target dashed, training points grey)" + (f" — {setting}" if setting else "")
+    )
+    return figure
 
 
 EXPERIMENT = Experiment(

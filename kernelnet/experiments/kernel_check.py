@@ -8,8 +8,9 @@ with a minimal counterexample. Also checks two explicit feature maps.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,10 +20,12 @@ from kernelnet.errors import ConfigError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
+    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
+    label_of,
 )
 from kernelnet.kernel_expr import FEATURE_MAPS, FUNCTIONS, ExpressionError, parse
 from kernelnet.kernels import make_kernel
@@ -33,6 +36,9 @@ from kernelnet.mercer import (
     sample_points,
 )
 from kernelnet.tables import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CONSTRUCTIONS = [
     "k1 + k2",
@@ -74,9 +80,11 @@ class CheckSection:
 
 @dataclass
 class FeatureMapSection:
-    gaussian_gamma: float = param(0.5, gt=0)
-    max_degree: int = param(20, ge=0, le=40)
-    points: int = param(40, ge=2)
+    """Run-level checks drawn once in the report: one value each, not sweepable."""
+
+    gaussian_gamma: float = param(0.5, gt=0, sweepable=False)
+    max_degree: int = param(20, ge=0, le=40, sweepable=False)
+    points: int = param(40, ge=2, sweepable=False)
 
 
 @dataclass
@@ -91,10 +99,6 @@ def _environment(config: KernelCheckConfig) -> dict:
     return {"k1": k.k1, "k2": k.k2, "k3": k.k3, "a": k.a, "f": k.f, "phi": k.phi, "p": k.p}
 
 
-def file_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "construction"
-
-
 def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
     c = config.check
     kernel = parse(c.construction, _environment(config))
@@ -107,30 +111,31 @@ def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
         "symmetric": verdict.symmetric,
         "verdict": verdict.verdict,
     }
-    example = verdict.counterexample
-    if example is not None:
-        ctx.run.write_json(
-            f"params/counterexample_{file_name(c.construction)}.json",
-            {
-                "construction": c.construction,
-                "points": example.points,
-                "gram": example.gram,
-                "eigenvalue": example.eigenvalue,
-                "vector": example.vector,
-                "quadratic_form": example.quadratic_form,
-            },
-        )
-    probe = sample_points(np.random.default_rng(0), 25, 2, c.distribution, c.scale)
+    example = None
+    if verdict.counterexample is not None:
+        c_ex = verdict.counterexample
+        example = {
+            "construction": c.construction,
+            "points": c_ex.points,
+            "gram": c_ex.gram,
+            "eigenvalue": c_ex.eigenvalue,
+            "vector": c_ex.vector,
+            "quadratic_form": c_ex.quadratic_form,
+        }
+        ctx.files.write_json("counterexample.json", example)
+    # one fixed point set for every construction, so their spectra can be compared
+    probe = sample_points(ctx.shared_rng("probe points"), 25, 2, c.distribution, c.scale)
     gram = kernel(probe)
     spectrum = np.sort(np.linalg.eigvalsh((gram + gram.T) / 2))[::-1]
     return CellOutput([row], {"counterexample": example, "spectrum": spectrum})
 
 
-def feature_map_checks(config: KernelCheckConfig) -> tuple[float, list[tuple[int, int, float]]]:
+def feature_map_checks(
+    f: FeatureMapSection, rng: np.random.Generator
+) -> tuple[float, list[tuple[int, int, float]]]:
     """Max |phi(X) phi(X)^T - K| for the degree-2 polynomial map, and for the truncated
     Gaussian map at each degree P: (P, number of features, error)."""
-    f = config.feature_maps
-    X = sample_points(np.random.default_rng(config.seed), f.points, 2, "normal", 1.0)
+    X = sample_points(rng, f.points, 2, "normal", 1.0)
     poly_map = poly2_feature_map(X)
     poly_error = float(np.abs(poly_map @ poly_map.T - (X @ X.T + 1) ** 2).max())
     K = make_kernel("rbf", gamma=f.gaussian_gamma)(X)
@@ -141,15 +146,21 @@ def feature_map_checks(config: KernelCheckConfig) -> tuple[float, list[tuple[int
     return poly_error, gaussian
 
 
+def _names(results: list[CellResult]) -> list[str]:
+    """Each cell's construction, or its swept settings when another key is swept too."""
+    names = [r.cell.config.check.construction for r in results]
+    return names if len(set(names)) == len(names) else [label_of(r) for r in results]
+
+
 def report(ctx: ReportContext) -> Report:
     rows, notes = [], []
-    for r in ctx.results:
+    for r, name in zip(ctx.results, _names(ctx.results)):
         if not r.ok:
-            rows.append([r.cell.config.check.construction, "", "", "", "", r.status])
+            rows.append([name, "", "", "", "", r.status])
             continue
         rows.append(
             [
-                r.row["construction"],
+                name,
                 r.row["base_kernels"],
                 str(r.row["trials"]),
                 f"{r.row['min_eigenvalue']:.3g}",
@@ -159,11 +170,13 @@ def report(ctx: ReportContext) -> Report:
         )
         example = r.artifacts["counterexample"]
         if example is not None:
-            points = "; ".join("(" + ", ".join(f"{v:.3f}" for v in p) + ")" for p in example.points)
+            points = "; ".join(
+                "(" + ", ".join(f"{v:.3f}" for v in p) + ")" for p in example["points"]
+            )
             notes.append(
-                f"- `{r.row['construction']}`: {len(example.points)} point(s) {points}; "
-                f"λmin = {example.eigenvalue:.4g}, aᵀKa = {example.quadratic_form:.4g} "
-                f"with a = [{', '.join(f'{v:.3f}' for v in example.vector)}]"
+                f"- `{name}`: {len(example['points'])} point(s) {points}; "
+                f"λmin = {example['eigenvalue']:.4g}, aᵀKa = {example['quadratic_form']:.4g} "
+                f"with a = [{', '.join(f'{v:.3f}' for v in example['vector'])}]"
             )
     tables = [
         Table(
@@ -177,8 +190,8 @@ def report(ctx: ReportContext) -> Report:
             align=["left", "left", "right", "right", "left", "left"],
         )
     ]
-    config = ctx.results[0].cell.config
-    poly_error, gaussian = feature_map_checks(config)
+    maps = ctx.results[0].cell.config.feature_maps  # not sweepable: the same in every cell
+    poly_error, gaussian = feature_map_checks(maps, ctx.rng("feature-map points"))
     tables.append(
         Table(
             "Explicit feature maps",
@@ -186,7 +199,7 @@ def report(ctx: ReportContext) -> Report:
             [["(x·z + 1)² in 2-D: (x1², x2², √2x1x2, √2x1, √2x2, 1)", "6", f"{poly_error:.2e}"]]
             + [
                 [
-                    f"Gaussian (γ={config.feature_maps.gaussian_gamma:g}) truncated at degree {P}",
+                    f"Gaussian (γ={maps.gaussian_gamma:g}) truncated at degree {P}",
                     str(n),
                     f"{e:.2e}",
                 ]
@@ -196,26 +209,23 @@ def report(ctx: ReportContext) -> Report:
             align=["left", "right", "right"],
         )
     )
-    plotting.save(
-        ctx.run,
-        "plots/feature_map_error.png",
-        plotting.truncation_error(
-            [P for P, _, _ in gaussian], [e for _, _, e in gaussian], poly_error
-        ),
+    ctx.save_figure(
+        "feature_map_error",
+        truncation_error([P for P, _, _ in gaussian], [e for _, _, e in gaussian], poly_error),
     )
     done = ctx.completed
+    names = _names(done)
     if done:
-        plotting.save(
-            ctx.run,
-            "plots/eigenvalue_spectra.png",
-            plotting.spectra(
-                [r.row["construction"] for r in done],
+        ctx.save_figure(
+            "eigenvalue_spectra",
+            spectra(
+                names,
                 [r.artifacts["spectrum"] for r in done],
                 [r.row["verdict"] for r in done],
             ),
         )
     summary = {
-        "verdicts": {r.row["construction"]: r.row["verdict"] for r in done},
+        "verdicts": dict(zip(names, (r.row["verdict"] for r in done))),
         "poly2_feature_map_error": poly_error,
         "gaussian_truncation_error": {str(P): e for P, _, e in gaussian},
     }
@@ -228,6 +238,53 @@ def preflight(cells: list[Cell]) -> None:
             parse(cell.config.check.construction, _environment(cell.config))
         except ExpressionError as exc:
             raise ConfigError(f"check.construction: {exc}") from None
+
+
+def truncation_error(degrees: Sequence[int], errors: Sequence[float], poly_error: float) -> Figure:
+    """Max error of the truncated Gaussian feature map against the truncation degree."""
+    figure = plotting.figure((6.4, 4))
+    axes = figure.subplots()
+    axes.semilogy(
+        degrees,
+        np.maximum(errors, 1e-17),
+        "o-",
+        color="#3182bd",
+        label="Gaussian kernel, truncated map",
+    )
+    axes.axhline(
+        max(poly_error, 1e-17), color="#e6550d", ls="--", label="(x·z + 1)², exact 6-feature map"
+    )
+    axes.set(
+        xlabel="truncation degree P",
+        ylabel="max |φ(x)·φ(z) − k(x, z)|",
+        title="Explicit feature maps against their kernels",
+    )
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(frameon=False)
+    return figure
+
+
+def spectra(
+    names: Sequence[str], eigenvalues: Sequence[np.ndarray], verdicts: Sequence[str]
+) -> Figure:
+    """Sorted Gram eigenvalues per construction on one fixed point set (symlog scale)."""
+    columns = min(4, len(names))
+    rows = int(np.ceil(len(names) / columns))
+    figure = plotting.figure((3.3 * columns, 2.8 * rows))
+    grid = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
+    for axes in grid.flat[len(names) :]:
+        axes.set_axis_off()
+    for axes, name, values, verdict in zip(grid.flat, names, eigenvalues, verdicts):
+        colours = np.where(
+            values < -1e-10 * np.abs(values).max(), plotting.NEGATIVE, plotting.POSITIVE
+        )
+        axes.bar(np.arange(values.size), values, color=colours)
+        axes.set_yscale("symlog", linthresh=1e-3)
+        axes.axhline(0, color="black", lw=0.6)
+        axes.set_title(f"{name}\n{verdict}", fontsize="small")
+        axes.set_xticks([])
+    figure.suptitle("Gram eigenvalues on 25 points in 2-D (red: negative)")
+    return figure
 
 
 EXPERIMENT = Experiment(

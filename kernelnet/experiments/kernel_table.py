@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import format_value, param
+from kernelnet.config import param
+from kernelnet.config.sweep import safe_text
 from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
 from kernelnet.experiments.base import (
     CellContext,
@@ -18,6 +19,8 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    figure_suffix,
+    group_cells,
     verify_datasets,
 )
 from kernelnet.experiments.svm_sections import (
@@ -28,6 +31,7 @@ from kernelnet.experiments.svm_sections import (
     kernel_of,
 )
 from kernelnet.mercer import check_psd
+from kernelnet.plotting import DecisionPanel, panel_of
 from kernelnet.tables import Table, number, percent
 
 
@@ -84,18 +88,30 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         "iterations": svm.solver_.iterations,
         "fit_seconds": seconds,
     }
-    ctx.run.save_params(
-        "_".join(format_value(v) for v in ctx.cell.params.values()) or "model",
-        alpha=svm.alpha_,
-        bias=np.float64(svm.bias_),
-        support=svm.support_,
-    )
-    return CellOutput([row], {"model": svm, "split": split, "spectrum": spectrum})
+    ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
+    panel = None
+    if split.n_features == 2:  # decision regions are drawn for 2-D data only
+        psd = "" if spectrum.psd else ", not PSD"
+        panel = DecisionPanel.compute(
+            svm.decision_function,
+            split.X_train,
+            split.y_train,
+            split.X_test,
+            split.y_test,
+            svm.support_,
+            config.plot.resolution,
+            f"test {percent(row['test_accuracy'])}%, {row['n_support']} SV{psd}",
+        ).to_artifact()
+    artifacts = {
+        "panel": panel,
+        "label_mapping": split.label_mapping,
+        "psd": bool(spectrum.psd),
+        "min_eigenvalue": float(spectrum.min_eigenvalue),
+    }
+    return CellOutput([row], artifacts)
 
 
-def _others(result: CellResult) -> tuple:
-    """The swept settings other than dataset and kernel (one table per combination)."""
-    return tuple((k, v) for k, v in result.cell.params.items() if k not in ("dataset", "kernel"))
+WITHIN = ("dataset", "kernel")  # the axes an accuracy table lays out as rows and columns
 
 
 def _grid(results: list[CellResult]):
@@ -109,7 +125,7 @@ def _grid(results: list[CellResult]):
     return datasets, kernels, {key(r): r for r in results}
 
 
-def _accuracy_table(results, others, key: str, what: str) -> Table:
+def _accuracy_table(results: list[CellResult], setting: str, key: str, what: str) -> Table:
     datasets, kernels, lookup = _grid(results)
     rows = []
     non_psd = False
@@ -122,11 +138,10 @@ def _accuracy_table(results, others, key: str, what: str) -> Table:
             elif not result.ok:
                 line.append(result.status)
             else:
-                mark = "" if result.artifacts["spectrum"].psd else " †"
+                mark = "" if result.artifacts["psd"] else " †"
                 non_psd |= bool(mark)
                 line.append(percent(result.row[key]) + mark)
         rows.append(line)
-    setting = ", ".join(f"{k}={format_value(v)}" for k, v in others)
     note = (
         "† the Gram matrix on the training set is not positive semidefinite (see below)."
         if non_psd
@@ -142,21 +157,19 @@ def _accuracy_table(results, others, key: str, what: str) -> Table:
 
 def report(ctx: ReportContext) -> Report:
     results = ctx.results
-    groups: dict[tuple, list[CellResult]] = {}
-    for result in results:
-        groups.setdefault(_others(result), []).append(result)
+    groups = group_cells(results, WITHIN)
     tables = []
-    for others, members in groups.items():
-        tables.append(_accuracy_table(members, others, "test_accuracy", "Test accuracy"))
-        tables.append(_accuracy_table(members, others, "train_accuracy", "Train accuracy"))
+    for setting, members in groups.items():
+        tables.append(_accuracy_table(members, setting, "test_accuracy", "Test accuracy"))
+        tables.append(_accuracy_table(members, setting, "train_accuracy", "Train accuracy"))
     detail_rows = [
         [
             r.cell.id,
             r.row.get("solver_status", r.status),
             str(r.row.get("iterations", "")),
             str(r.row.get("n_support", "")),
-            number(r.artifacts["spectrum"].min_eigenvalue, 3) if r.ok else "—",
-            ("yes" if r.artifacts["spectrum"].psd else "NO") if r.ok else "—",
+            number(r.artifacts["min_eigenvalue"], 3) if r.ok else "—",
+            ("yes" if r.artifacts["psd"] else "NO") if r.ok else "—",
             f"{r.row['fit_seconds']:.3f}" if r.ok else "—",
         ]
         for r in results
@@ -172,12 +185,10 @@ def report(ctx: ReportContext) -> Report:
     _plots(ctx, groups)
     done = ctx.completed
     summary = {
-        "label_mapping": {
-            r.cell.config.data.dataset: r.artifacts["split"].label_mapping for r in done
-        },
+        "label_mapping": {r.cell.config.data.dataset: r.artifacts["label_mapping"] for r in done},
         "test_accuracy": {r.cell.id: r.row["test_accuracy"] for r in done},
-        "non_psd_cells": [r.cell.id for r in done if not r.artifacts["spectrum"].psd],
-        "gram_min_eigenvalue": {r.cell.id: r.artifacts["spectrum"].min_eigenvalue for r in done},
+        "non_psd_cells": [r.cell.id for r in done if not r.artifacts["psd"]],
+        "gram_min_eigenvalue": {r.cell.id: r.artifacts["min_eigenvalue"] for r in done},
         "mean_test_accuracy": float(np.mean([r.row["test_accuracy"] for r in done]))
         if done
         else None,
@@ -185,57 +196,29 @@ def report(ctx: ReportContext) -> Report:
     return Report(tables, summary)
 
 
-def _panel(result: CellResult | None) -> dict | None:
-    if result is None:
-        return None
-    if not result.ok:
-        return {"caption": f"{result.status}:\n{result.error[:80]}"}
-    model, split = result.artifacts["model"], result.artifacts["split"]
-    psd = "" if result.artifacts["spectrum"].psd else ", not PSD"
-    return {
-        "decision": model.decision_function,
-        "X_train": split.X_train,
-        "y_train": split.y_train,
-        "X_test": split.X_test,
-        "y_test": split.y_test,
-        "support": model.support_,
-        "caption": (
-            f"test {percent(result.row['test_accuracy'])}%, {result.row['n_support']} SV{psd}"
-        ),
-    }
-
-
-def _plots(ctx: ReportContext, groups: dict[tuple, list[CellResult]]) -> None:
-    for others, members in groups.items():
-        resolution = members[0].cell.config.plot.resolution  # a swept value splits groups
-        datasets, kernels, lookup = _grid(members)
-        if any(
-            lookup[(d, k)].ok and lookup[(d, k)].artifacts["split"].n_features != 2
-            for d in datasets
-            for k in kernels
-            if (d, k) in lookup
+def _plots(ctx: ReportContext, groups: dict[str, list[CellResult]]) -> None:
+    for setting, members in groups.items():
+        if not any(r.ok for r in members) or any(
+            r.ok and r.artifacts["panel"] is None for r in members
         ):
-            continue  # decision regions are drawn for 2-D data only
-        suffix = "".join(f"_{k}={format_value(v)}" for k, v in others)
-        panels = [[_panel(lookup.get((d, k))) for k in kernels] for d in datasets]
-        setting = ", ".join(f"{k}={format_value(v)}" for k, v in others)
-        plotting.save(
-            ctx.run,
-            f"plots/decision_grid{suffix}.png",
+            continue  # nothing to draw, or data that is not 2-D
+        datasets, kernels, lookup = _grid(members)
+        panels = [[panel_of(lookup.get((d, k))) for k in kernels] for d in datasets]
+        suffix = figure_suffix(setting)
+        ctx.save_figure(
+            f"decision_grid{suffix}",
             plotting.decision_grid(
                 panels,
                 datasets,
                 kernels,
-                resolution,
                 "Kernel SVM decision functions" + (f" ({setting})" if setting else ""),
             ),
         )
         for dataset, row in zip(datasets, panels):
-            plotting.save(
-                ctx.run,
-                f"plots/{dataset}{suffix}.png",
+            ctx.save_figure(
+                f"{safe_text(dataset)}{suffix}",
                 plotting.decision_grid(
-                    [row], [dataset], kernels, resolution, f"{dataset}: " + ", ".join(kernels)
+                    [row], [dataset], kernels, f"{dataset}: " + ", ".join(kernels)
                 ),
             )
 

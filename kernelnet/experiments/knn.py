@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.data.mnist import load_mnist, scaled_pixels
+from kernelnet.data.mnist import load_mnist, mnist_split
 from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary, verify_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
+    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
+    figure_suffix,
+    group_cells,
 )
 from kernelnet.knn import METRICS, knn_predict_all_k
 from kernelnet.tables import Table, percent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DATASETS = (*BINARY_DATASETS, "mnist")
 
@@ -33,7 +40,7 @@ class KnnData:
         0.25, gt=0, lt=1, help="toy sets: share of the training points held out"
     )
     mnist_train: int = param(5000, ge=1, le=55_000)
-    mnist_val: int = param(1000, ge=1, le=5_000, help="taken from the last 5,000 images")
+    mnist_val: int = param(1000, ge=1, le=5_000, help="the last N training images")
     mnist_test: int = param(1000, ge=1, le=10_000)
 
 
@@ -53,16 +60,8 @@ def splits(config: KnnConfig, rng: np.random.Generator):
     """(X_train, y_train, X_val, y_val, X_test, y_test) with integer labels 0..C-1."""
     d = config.data
     if d.dataset == "mnist":
-        m = load_mnist()
-        labels = m.train_labels.astype(np.int64)
-        return (
-            scaled_pixels(m.train_images[: d.mnist_train]),
-            labels[: d.mnist_train],
-            scaled_pixels(m.train_images[-5000:][: d.mnist_val]),
-            labels[-5000:][: d.mnist_val],
-            scaled_pixels(m.test_images[: d.mnist_test]),
-            m.test_labels[: d.mnist_test].astype(np.int64),
-        )
+        m = mnist_split(d.mnist_train, d.mnist_val, d.mnist_test)
+        return m.X_train, m.y_train, m.X_val, m.y_val, m.X_test, m.y_test
     split = load_binary(d.dataset)
     y_train = (split.y_train > 0).astype(np.int64)
     order = rng.permutation(len(y_train))
@@ -112,42 +111,49 @@ def run_cell(config: KnnConfig, ctx: CellContext) -> CellOutput:
     return CellOutput(rows, {"chosen": chosen, "test_accuracy": test_acc, "sizes": sizes})
 
 
+def _table(result: CellResult, setting: str) -> Table:
+    dataset, a = result.cell.config.data.dataset, result.artifacts
+    return Table(
+        f"{dataset}: accuracy against k ({result.cell.config.knn.metric}; "
+        f"{a['sizes']['train']} train / {a['sizes']['val']} validation / "
+        f"{a['sizes']['test']} test)" + (f" — {setting}" if setting else ""),
+        ["k", "train acc %", "val acc %", ""],
+        [
+            [
+                str(r["k"]),
+                percent(r["train_accuracy"]),
+                percent(r["val_accuracy"]),
+                "← chosen on validation" if r["chosen"] else "",
+            ]
+            for r in result.rows
+        ],
+        note=f"Test accuracy at the chosen k = {a['chosen']}: "
+        f"{percent(a['test_accuracy'])}% (the test set is used once, after choosing).",
+        align=["right", "right", "right", "left"],
+    )
+
+
 def report(ctx: ReportContext) -> Report:
-    tables, curves, summary = [], {}, {}
-    for result in ctx.completed:
-        dataset = result.cell.config.data.dataset
-        a = result.artifacts
-        tables.append(
-            Table(
-                f"{dataset}: accuracy against k ({result.cell.config.knn.metric}; "
-                f"{a['sizes']['train']} train / {a['sizes']['val']} validation / "
-                f"{a['sizes']['test']} test)",
-                ["k", "train acc %", "val acc %", ""],
-                [
-                    [
-                        str(r["k"]),
-                        percent(r["train_accuracy"]),
-                        percent(r["val_accuracy"]),
-                        "← chosen on validation" if r["chosen"] else "",
-                    ]
-                    for r in result.rows
-                ],
-                note=f"Test accuracy at the chosen k = {a['chosen']}: "
-                f"{percent(a['test_accuracy'])}% (the test set is used once, after choosing).",
-                align=["right", "right", "right", "left"],
+    tables, summary = [], {}
+    for setting, members in group_cells(ctx.completed, ("dataset",)).items():
+        curves, chosen = {}, {}
+        for result in members:
+            dataset, a = result.cell.config.data.dataset, result.artifacts
+            tables.append(_table(result, setting))
+            curves[dataset] = (
+                [r["k"] for r in result.rows],
+                [r["train_accuracy"] for r in result.rows],
+                [r["val_accuracy"] for r in result.rows],
+                a["chosen"],
+                a["test_accuracy"],
             )
-        )
-        curves[dataset] = (
-            [r["k"] for r in result.rows],
-            [r["train_accuracy"] for r in result.rows],
-            [r["val_accuracy"] for r in result.rows],
-            a["chosen"],
-            a["test_accuracy"],
-        )
-        summary[dataset] = {"chosen_k": a["chosen"], "test_accuracy": a["test_accuracy"]}
-    if curves:
-        plotting.save(ctx.run, "plots/accuracy_vs_k.png", plotting.knn_curves(curves))
-    return Report(tables, {"by_dataset": summary})
+            chosen[dataset] = {"chosen_k": a["chosen"], "test_accuracy": a["test_accuracy"]}
+        ctx.save_figure(f"accuracy_vs_k{figure_suffix(setting)}", knn_curves(curves, setting))
+        if setting:
+            summary.setdefault("by_setting", {})[setting] = chosen
+        else:
+            summary["by_dataset"] = chosen
+    return Report(tables, summary)
 
 
 def preflight(cells: list[Cell]) -> None:
@@ -155,6 +161,26 @@ def preflight(cells: list[Cell]) -> None:
     if "mnist" in names:
         load_mnist()
     verify_binary(names - {"mnist"})
+
+
+def knn_curves(curves: dict[str, tuple], setting: str = "") -> Figure:
+    """Per dataset: train and validation accuracy against k, the chosen k and its test
+    accuracy. Each entry is (ks, train_acc, val_acc, chosen_k, test_acc)."""
+    figure = plotting.figure((3.4 * len(curves), 3.6))
+    grid = np.atleast_1d(figure.subplots(1, len(curves), squeeze=False)[0])
+    for axes, (dataset, (ks, train, val, chosen, test)) in zip(grid, curves.items()):
+        axes.plot(ks, 100 * np.asarray(train), "o-", color="#756bb1", label="train")
+        axes.plot(ks, 100 * np.asarray(val), "s-", color="#31a354", label="validation")
+        axes.axvline(chosen, color="#999999", ls=":", lw=1)
+        axes.plot([chosen], [100 * test], "*", color="#e6550d", ms=12, label="test at chosen k")
+        axes.set(xscale="log", xlabel="k", ylabel="accuracy (%)", title=dataset)
+        plotting.tidy(axes)
+    grid[0].legend(frameon=False, fontsize="small")
+    figure.suptitle(
+        "k-NN: k = 1 fits the training set perfectly; k is chosen on validation"
+        + (f" — {setting}" if setting else "")
+    )
+    return figure
 
 
 EXPERIMENT = Experiment(
@@ -171,4 +197,5 @@ Example:  kernelnet knn --set knn.metric=cosine --set data.dataset=mnist""",
     run_cell=run_cell,
     report=report,
     preflight=preflight,
+    row_key=("k",),
 )

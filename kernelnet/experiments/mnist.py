@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.data.mnist import load_mnist
+from kernelnet.data.mnist import N_TRAIN, NORMALIZATIONS, load_mnist, mnist_split
 from kernelnet.errors import ConfigError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
+    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
@@ -24,18 +27,18 @@ from kernelnet.nn.optim import OPTIMIZERS, make_optimizer
 from kernelnet.nn.train import TrainSettings, train
 from kernelnet.tables import Table, number, percent
 
-N_TRAIN_FILE = 60_000
-PIXEL_MEAN, PIXEL_STD = 0.1307 * 255, 0.3081 * 255  # of the raw 0..255 training pixels
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
 class MnistData:
-    train_size: int = param(55_000, ge=1, le=N_TRAIN_FILE, help="first N training images")
-    val_size: int = param(5_000, ge=1, le=N_TRAIN_FILE, help="the last N training images")
+    train_size: int = param(55_000, ge=1, le=N_TRAIN, help="first N training images")
+    val_size: int = param(5_000, ge=1, le=N_TRAIN, help="the last N training images")
     test_size: int = param(10_000, ge=1, le=10_000)
     normalize: str = param(
         "none",
-        choices=("none", "scale", "standardize"),
+        choices=NORMALIZATIONS,
         help="none: raw 0..255; scale: /255; standardize: (x - mean) / std",
     )
 
@@ -76,35 +79,13 @@ class MnistConfig(ExperimentConfig):
     train: MnistTrain = field(default_factory=MnistTrain)
 
 
-def _features(images: np.ndarray, normalize: str, dtype) -> np.ndarray:
-    """uint8 (n, 28, 28) -> float (n, 784), converted before any arithmetic."""
-    x = images.reshape(len(images), -1).astype(dtype)
-    if normalize == "scale":
-        x /= 255
-    elif normalize == "standardize":
-        x -= PIXEL_MEAN
-        x /= PIXEL_STD
-    return x
-
-
-def _split(config: MnistConfig):
-    data = load_mnist()
-    dtype = np.dtype(config.model.dtype)
-    d = config.data
-    images, labels = data.train_images, data.train_labels.astype(np.int64)
-    features = _features(images, d.normalize, dtype)
-    return (
-        features[: d.train_size],
-        labels[: d.train_size],
-        features[N_TRAIN_FILE - d.val_size :],
-        labels[N_TRAIN_FILE - d.val_size :],
-        _features(data.test_images[: d.test_size], d.normalize, dtype),
-        data.test_labels[: d.test_size].astype(np.int64),
-    )
-
-
 def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
-    X_train, y_train, X_val, y_val, X_test, y_test = _split(config)
+    d = config.data
+    data = mnist_split(
+        d.train_size, d.val_size, d.test_size, d.normalize, np.dtype(config.model.dtype).type
+    )
+    X_train, y_train, X_val, y_val = data.X_train, data.y_train, data.X_val, data.y_val
+    X_test, y_test = data.X_test, data.y_test
     m, t = config.model, config.train
     model = MLP.create(
         X_train.shape[1],
@@ -144,10 +125,9 @@ def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
     predictions = model.predict(X_test)
     running = {f"running_mean{i}": s.mean for i, s in model.running.items()}
     running |= {f"running_var{i}": s.var for i, s in model.running.items()}
-    ctx.run.save_params("model", json_too=False, **model.params, **running)
+    ctx.files.save_params("model", json_too=False, **model.params, **running)
     rows = [
         {
-            **ctx.cell.params,
             "epoch": r.epoch,
             "loss": r.loss,
             "train_accuracy": r.train_accuracy,
@@ -159,100 +139,102 @@ def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
     ]
     wrong = np.flatnonzero(predictions != y_test)[:40]  # only these images are plotted
     artifacts = {
-        "history": history,
-        "test_predictions": predictions,
-        "test_labels": y_test,
-        "misclassified": (X_test[wrong], y_test[wrong], predictions[wrong]),
+        "iteration_loss": np.asarray(history.iteration_loss),
+        "best_epoch": history.best_epoch,
+        "best_val_accuracy": history.best_val_accuracy,
+        "stopped_early": history.stopped_early,
+        "confusion": confusion_counts(y_test, predictions, 10),
+        "misclassified_images": X_test[wrong],
+        "misclassified_truth": y_test[wrong],
+        "misclassified_predicted": predictions[wrong],
         "W1": model.params["W1"],
         "test_accuracy": float((predictions == y_test).mean()),
     }
     return CellOutput(rows, artifacts)
 
 
+def confusion_counts(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """(classes, classes) counts; row = true class, column = predicted."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
 def report(ctx: ReportContext) -> Report:
     tables, summary = [], {}
     for result in ctx.completed:
-        history = result.artifacts["history"]
-        suffix = "" if len(ctx.results) == 1 else f"_{result.cell.id}"
-        label = "" if not suffix else f" — {result.cell.id}"
+        a, rows = result.artifacts, result.rows
+        label = f" — {result.cell.id}" if ctx.many else ""
         tables.append(
             Table(
                 f"MNIST training{label}",
                 ["epoch", "loss", "train acc %", "val acc %", "lr", "seconds"],
                 [
                     [
-                        str(r.epoch),
-                        f"{r.loss:.4f}",
-                        percent(r.train_accuracy, 2),
-                        percent(r.val_accuracy, 2),
-                        number(r.lr, 4),
-                        f"{r.seconds:.2f}",
+                        str(r["epoch"]),
+                        f"{r['loss']:.4f}",
+                        percent(r["train_accuracy"], 2),
+                        percent(r["val_accuracy"], 2),
+                        number(r["lr"], 4),
+                        f"{r['seconds']:.2f}",
                     ]
-                    for r in history.epochs
+                    for r in rows
                 ],
                 note=(
-                    f"Test accuracy {percent(result.artifacts['test_accuracy'], 2)}% with the "
-                    f"parameters of epoch {history.best_epoch} (best validation accuracy "
-                    f"{percent(history.best_val_accuracy, 2)}%)"
-                    + (", stopped early." if history.stopped_early else ".")
+                    f"Test accuracy {percent(a['test_accuracy'], 2)}% with the "
+                    f"parameters of epoch {a['best_epoch']} (best validation accuracy "
+                    f"{percent(a['best_val_accuracy'], 2)}%)"
+                    + (", stopped early." if a["stopped_early"] else ".")
                 ),
             )
         )
         cell_summary = {
-            "test_accuracy": result.artifacts["test_accuracy"],
-            "best_val_accuracy": history.best_val_accuracy,
-            "best_epoch": history.best_epoch,
-            "epochs": len(history.epochs),
-            "stopped_early": history.stopped_early,
-            "seconds_per_epoch": float(np.mean([r.seconds for r in history.epochs])),
-            "final_loss": history.epochs[-1].loss,
+            "test_accuracy": a["test_accuracy"],
+            "best_val_accuracy": a["best_val_accuracy"],
+            "best_epoch": a["best_epoch"],
+            "epochs": len(rows),
+            "stopped_early": a["stopped_early"],
+            "seconds_per_epoch": float(np.mean([r["seconds"] for r in rows])),
+            "final_loss": rows[-1]["loss"],
         }
-        if suffix:
+        if ctx.many:
             summary.setdefault("cells", {})[result.cell.id] = cell_summary
         else:
             summary.update(cell_summary)
-        _plots(ctx, result, suffix)
+        _plots(ctx, result)
     return Report(tables, summary)
 
 
-def _plots(ctx: ReportContext, result, suffix: str) -> None:
-    history, a = result.artifacts["history"], result.artifacts
-    records = history.epochs
-    plotting.save(
-        ctx.run,
-        f"plots/training{suffix}.png",
-        plotting.training_curves(
-            history.iteration_loss,
-            [r.epoch for r in records],
-            [r.train_accuracy for r in records],
-            [r.val_accuracy for r in records],
+def _plots(ctx: ReportContext, result: CellResult) -> None:
+    a, rows, files = result.artifacts, result.rows, ctx.files(result)
+    files.save_figure(
+        "training",
+        training_curves(
+            a["iteration_loss"],
+            [r["epoch"] for r in rows],
+            [r["train_accuracy"] for r in rows],
+            [r["val_accuracy"] for r in rows],
             f"MNIST MLP {result.cell.config.model.hidden}",
         ),
     )
-    matrix = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(matrix, (a["test_labels"], a["test_predictions"]), 1)
-    plotting.save(
-        ctx.run,
-        f"plots/confusion{suffix}.png",
-        plotting.confusion_matrix(
-            matrix, f"Test confusion matrix (accuracy {percent(a['test_accuracy'], 2)}%)"
+    files.save_figure(
+        "confusion",
+        confusion_matrix(
+            a["confusion"], f"Test confusion matrix (accuracy {percent(a['test_accuracy'], 2)}%)"
         ),
     )
-    images, truth, predicted = a["misclassified"]
-    plotting.save(
-        ctx.run,
-        f"plots/misclassified{suffix}.png",
-        plotting.image_grid(
-            images.reshape(-1, 28, 28),
-            [f"{t} → {p}" for t, p in zip(truth, predicted)],
+    files.save_figure(
+        "misclassified",
+        image_grid(
+            a["misclassified_images"].reshape(-1, 28, 28),
+            [f"{t} → {p}" for t, p in zip(a["misclassified_truth"], a["misclassified_predicted"])],
             "Misclassified test digits (true → predicted)",
         ),
     )
     weights = a["W1"].T[:100].reshape(-1, 28, 28)
-    plotting.save(
-        ctx.run,
-        f"plots/first_layer_weights{suffix}.png",
-        plotting.image_grid(
+    files.save_figure(
+        "first_layer_weights",
+        image_grid(
             weights,
             [f"unit {i}" for i in range(len(weights))],
             "First-layer weights",
@@ -265,12 +247,100 @@ def _plots(ctx: ReportContext, result, suffix: str) -> None:
 def preflight(cells: list[Cell]) -> None:
     for cell in cells:
         d = cell.config.data
-        if d.train_size + d.val_size > N_TRAIN_FILE:
+        if d.train_size + d.val_size > N_TRAIN:
             raise ConfigError(
-                f"data.train_size + data.val_size must be <= {N_TRAIN_FILE} "
+                f"data.train_size + data.val_size must be <= {N_TRAIN} "
                 f"(got {d.train_size} + {d.val_size}); validation images would overlap training"
             )
     load_mnist()
+
+
+def training_curves(
+    iteration_loss: Sequence[float],
+    epochs: Sequence[int],
+    train_accuracy: Sequence[float],
+    val_accuracy: Sequence[float],
+    title: str,
+) -> Figure:
+    """The classic two panels: loss per iteration (raw and smoothed) and accuracy per epoch."""
+    figure = plotting.figure((11, 4.2))
+    left, right = figure.subplots(1, 2)
+    loss = np.asarray(iteration_loss)
+    left.plot(np.arange(1, loss.size + 1), loss, color="#9ecae1", lw=0.6, label="per iteration")
+    window = max(1, loss.size // 50)
+    if window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        left.plot(
+            np.arange(window, loss.size + 1),
+            smooth,
+            color="#08519c",
+            lw=1.6,
+            label=f"moving mean ({window})",
+        )
+    left.set(xlabel="iteration", ylabel="training loss", title="Training loss", yscale="log")
+    left.legend(frameon=False)
+    right.plot(
+        epochs, 100 * np.asarray(train_accuracy), "o-", color="#756bb1", label="train (sample)"
+    )
+    right.plot(epochs, 100 * np.asarray(val_accuracy), "s-", color="#31a354", label="validation")
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", xticks=list(epochs))
+    right.legend(frameon=False, loc="lower right")
+    plotting.tidy(left, right)
+    figure.suptitle(title)
+    return figure
+
+
+def confusion_matrix(matrix: np.ndarray, title: str) -> Figure:
+    """Counts in each cell, colour by the row-normalized rate (true class = row)."""
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure = plotting.figure((6.4, 5.6))
+    axes = figure.subplots()
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    k = matrix.shape[0]
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                axes.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize="x-small",
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
+    axes.set(xticks=range(k), yticks=range(k), xlabel="predicted", ylabel="true", title=title)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    return figure
+
+
+def image_grid(
+    images: np.ndarray,
+    captions: Sequence[str],
+    title: str,
+    columns: int = 10,
+    cmap: str = "gray_r",
+    symmetric: bool = False,
+) -> Figure:
+    """Small images (n, 28, 28) in a grid, each with a caption; ``symmetric`` centres a
+    diverging colour map on 0 per image (for weights)."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    figure = plotting.figure((1.25 * columns, 1.4 * rows + 0.5))
+    grid = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
+    for index, axes in enumerate(grid.flat):
+        axes.set_axis_off()
+        if index >= n:
+            continue
+        image = images[index]
+        if symmetric:
+            reach = float(np.abs(image).max()) or 1.0
+            axes.imshow(image, cmap=cmap, vmin=-reach, vmax=reach)
+        else:
+            axes.imshow(image, cmap=cmap)
+        axes.set_title(captions[index], fontsize="x-small")
+    figure.suptitle(title)
+    return figure
 
 
 EXPERIMENT = Experiment(
@@ -280,4 +350,5 @@ EXPERIMENT = Experiment(
     run_cell=run_cell,
     report=report,
     preflight=preflight,
+    row_key=("epoch",),
 )

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import param
-from kernelnet.data.mnist import load_mnist, scaled_pixels
+from kernelnet.config import Cell, param
+from kernelnet.data.mnist import load_mnist, mnist_split
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
+    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
+    label_of,
 )
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import OPTIMIZERS, Adam, Nesterov, make_optimizer
 from kernelnet.nn.train import TrainSettings, train
 from kernelnet.tables import Table, percent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ADAPTIVE = ("adagrad", "rmsprop", "adam")
 
@@ -106,7 +112,7 @@ class OptimizerSection:
         default_factory=lambda: list(OPTIMIZERS), choices=tuple(OPTIMIZERS), label="optimizer"
     )
     momentum: float = param(0.9, ge=0, lt=1)
-    surfaces: list[str] = param(default_factory=lambda: list(SURFACES))
+    surfaces: list[str] = param(default_factory=lambda: list(SURFACES), choices=tuple(SURFACES))
     steps: int = param(300, ge=1)
 
 
@@ -153,17 +159,16 @@ def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
                 "val_accuracy": None,
             }
         )
-    data = load_mnist()
-    y = data.train_labels.astype(np.int64)
+    data = mnist_split(m.train_size, m.val_size, test=1, dtype=np.float32)
     model = MLP.create(784, [100], 10, ctx.rng, init="he")
     lr = m.adaptive_lr if o.name in ADAPTIVE else m.sgd_lr
     history = train(
         model,
         make_optimizer(o.name, lr=lr, momentum=o.momentum),
-        scaled_pixels(data.train_images[: m.train_size], np.float32),
-        y[: m.train_size],
-        scaled_pixels(data.train_images[-m.val_size :], np.float32),
-        y[-m.val_size :],
+        data.X_train,
+        data.y_train,
+        data.X_val,
+        data.y_val,
         TrainSettings(epochs=m.epochs, batch_size=100, keep_best=False),
         ctx.rng,
     )
@@ -215,10 +220,27 @@ def nesterov_check(steps: int = 200, lr: float = 0.01, momentum: float = 0.9) ->
     return worst
 
 
+def _names(results: list[CellResult]) -> list[str]:
+    """Each cell's optimizer, or its swept settings when another key is swept too."""
+    names = [r.cell.config.optimizer.name for r in results]
+    return names if len(set(names)) == len(names) else [label_of(r) for r in results]
+
+
 def report(ctx: ReportContext) -> Report:
     done = ctx.completed
-    surface_rows = [r for result in done for r in result.rows if r["problem"] != "mnist-mlp"]
-    mnist_rows = [r for result in done for r in result.rows if r["problem"] == "mnist-mlp"]
+    names = _names(done)
+    surface_rows = [
+        (name, r)
+        for name, result in zip(names, done)
+        for r in result.rows
+        if r["problem"] != "mnist-mlp"
+    ]
+    mnist_rows = [
+        (name, r)
+        for name, result in zip(names, done)
+        for r in result.rows
+        if r["problem"] == "mnist-mlp"
+    ]
     tables = [
         Table(
             "2-D surfaces: where each optimizer ends",
@@ -226,12 +248,12 @@ def report(ctx: ReportContext) -> Report:
             [
                 [
                     r["problem"],
-                    r["optimizer"],
+                    name,
                     str(r["steps"]),
                     f"{r['final_loss']:.3g}",
                     f"{r['distance_to_minimum']:.3g}",
                 ]
-                for r in surface_rows
+                for name, r in surface_rows
             ],
             align=["left", "left", "right", "right", "right"],
         ),
@@ -240,16 +262,16 @@ def report(ctx: ReportContext) -> Report:
             ["optimizer", "iterations", "final epoch loss", "val acc %"],
             [
                 [
-                    r["optimizer"],
+                    name,
                     str(r["steps"]),
                     f"{r['final_loss']:.4f}",
                     percent(r["val_accuracy"], 2),
                 ]
-                for r in mnist_rows
+                for name, r in mnist_rows
             ],
         ),
     ]
-    m_dev, v_dev = adam_bias_check(np.random.default_rng(ctx.config["seed"]))
+    m_dev, v_dev = adam_bias_check(ctx.rng("adam bias check"))
     nesterov = nesterov_check()
     tables.append(
         Table(
@@ -266,21 +288,19 @@ def report(ctx: ReportContext) -> Report:
             align=["left", "right"],
         )
     )
-    if done:
-        names = [r.cell.config.optimizer.name for r in done]
-        surfaces = done[0].cell.config.optimizer.surfaces
-        plotting.save(
-            ctx.run,
-            "plots/trajectories.png",
-            plotting.optimizer_trajectories(
+    surfaces = list(dict.fromkeys(s for r in done for s in r.cell.config.optimizer.surfaces))
+    if surfaces:
+        ctx.save_figure(
+            "trajectories",
+            optimizer_trajectories(
                 [SURFACES[s] for s in surfaces],
                 {n: r.artifacts["paths"] for n, r in zip(names, done)},
             ),
         )
-        plotting.save(
-            ctx.run,
-            "plots/mnist_loss.png",
-            plotting.loss_curves({n: r.artifacts["mnist_loss"] for n, r in zip(names, done)}),
+    if done:
+        ctx.save_figure(
+            "mnist_loss",
+            loss_curves({n: np.asarray(r.artifacts["mnist_loss"]) for n, r in zip(names, done)}),
         )
     return Report(
         tables,
@@ -290,6 +310,53 @@ def report(ctx: ReportContext) -> Report:
             "nesterov_max_difference": nesterov,
         },
     )
+
+
+def optimizer_trajectories(surfaces, paths: dict[str, dict[str, np.ndarray]]) -> Figure:
+    """One contour plot per surface with every optimizer's path."""
+    figure = plotting.figure((5.2 * len(surfaces), 4.6))
+    grid = np.atleast_1d(figure.subplots(1, len(surfaces), squeeze=False)[0])
+    shades = plotting.colormap("tab10")(np.arange(len(paths)) % 10)
+    for axes, surface in zip(grid, surfaces):
+        x0, x1, y0, y1 = surface.box
+        gx, gy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
+        values = surface.f(np.array([gx, gy]))
+        axes.contourf(gx, gy, np.log1p(values - values.min()), levels=30, cmap="Greys", alpha=0.6)
+        for colour, (name, by_surface) in zip(shades, paths.items()):
+            path = by_surface.get(surface.name)
+            if path is None:
+                continue  # this cell did not run on this surface
+            path = np.asarray(path)
+            axes.plot(path[:, 0], path[:, 1], "-", color=colour, lw=1.4, label=name)
+            axes.plot(path[-1, 0], path[-1, 1], "o", color=colour, ms=4)
+        axes.plot(*surface.start, "ks", ms=6)
+        axes.plot(*surface.minimum, "r*", ms=12)
+        axes.set(xlim=(x0, x1), ylim=(y0, y1), title=surface.name)
+    grid[0].legend(frameon=False, fontsize="small", loc="lower left")
+    figure.suptitle("Optimizer trajectories (square: start, star: minimum)")
+    return figure
+
+
+def loss_curves(curves: dict[str, np.ndarray]) -> Figure:
+    figure = plotting.figure((7, 4))
+    axes = figure.subplots()
+    for name, loss in curves.items():
+        window = max(1, loss.size // 30)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        axes.plot(np.arange(window, loss.size + 1), smooth, label=name)
+    axes.set(
+        yscale="log",
+        xlabel="iteration",
+        ylabel="training loss (moving mean)",
+        title="MNIST MLP on a subset",
+    )
+    axes.legend(frameon=False)
+    plotting.tidy(axes)
+    return figure
+
+
+def preflight(cells: list[Cell]) -> None:
+    load_mnist()  # every cell trains on MNIST: check the data before a folder exists
 
 
 EXPERIMENT = Experiment(
@@ -303,4 +370,6 @@ unbiased, and both usual forms of Nesterov momentum give the same iterates.""",
     schema=OptimizersConfig,
     run_cell=run_cell,
     report=report,
+    preflight=preflight,
+    row_key=("problem",),
 )

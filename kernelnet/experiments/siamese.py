@@ -6,12 +6,13 @@ pairs change as training aligns the embeddings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import param
-from kernelnet.data.mnist import load_mnist, scaled_pixels
+from kernelnet.config import Cell, param
+from kernelnet.data.mnist import load_mnist, mnist_split
 from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
@@ -25,6 +26,12 @@ from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import Adam
 from kernelnet.nn.similarity import cosine_backward, cosine_forward, cosine_loss
 from kernelnet.tables import Table, percent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+TRAIN_IMAGES = 20_000  # pairs are drawn from the first 20,000 training images
 
 
 @dataclass
@@ -84,12 +91,10 @@ def evaluate(tower: MLP, X, pairs) -> dict[str, float]:
 
 def run_cell(config: SiameseConfig, ctx: CellContext) -> CellOutput:
     s = config.siamese
-    data = load_mnist()
-    X = scaled_pixels(data.train_images[:20_000])
-    labels = data.train_labels[:20_000].astype(np.int64)
-    X_test = scaled_pixels(data.test_images)
-    train_pairs = make_pairs(labels, s.train_pairs, ctx.rng)
-    test_pairs = make_pairs(data.test_labels.astype(np.int64), s.test_pairs, ctx.rng)
+    data = mnist_split(TRAIN_IMAGES)
+    X, X_test = data.X_train, data.X_test
+    train_pairs = make_pairs(data.y_train, s.train_pairs, ctx.rng)
+    test_pairs = make_pairs(data.y_test, s.test_pairs, ctx.rng)
     tower = MLP.create(784, s.hidden, s.embedding, ctx.rng, init="he", dtype=np.float64)
     optimizer = Adam(lr=s.learning_rate)
     rows = [{"epoch": 0, **evaluate(tower, X_test, test_pairs)}]
@@ -113,41 +118,75 @@ def run_cell(config: SiameseConfig, ctx: CellContext) -> CellOutput:
 
 
 def report(ctx: ReportContext) -> Report:
-    if not ctx.completed:
-        return Report([])
-    result = ctx.completed[0]
-    table = Table(
-        "Siamese cosine loss on MNIST test pairs",
-        ["epoch", "loss", "pair acc %", "mean cos (same)", "mean cos (different)"],
-        [
-            [
-                str(r["epoch"]),
-                f"{r['loss']:+.4f}",
-                percent(r["pair_accuracy"]),
-                f"{r['cos_same']:+.3f}",
-                f"{r['cos_different']:+.3f}",
-            ]
-            for r in result.rows
-        ],
-        note="Epoch 0 is the untrained network. Pairs are judged 'same digit' when "
-        "cos > 0; the loss -y cos pulls same pairs to +1 and pushes different ones to -1.",
-    )
-    plotting.save(
-        ctx.run,
-        "plots/siamese.png",
-        plotting.siamese_panels(
-            result.rows, result.artifacts["final_cos"], result.artifacts["final_y"]
-        ),
-    )
-    last = result.rows[-1]
-    return Report(
-        [table],
-        {
+    tables, summary = [], {}
+    for result in ctx.completed:
+        label = f" — {result.cell.id}" if ctx.many else ""
+        tables.append(
+            Table(
+                f"Siamese cosine loss on MNIST test pairs{label}",
+                ["epoch", "loss", "pair acc %", "mean cos (same)", "mean cos (different)"],
+                [
+                    [
+                        str(r["epoch"]),
+                        f"{r['loss']:+.4f}",
+                        percent(r["pair_accuracy"]),
+                        f"{r['cos_same']:+.3f}",
+                        f"{r['cos_different']:+.3f}",
+                    ]
+                    for r in result.rows
+                ],
+                note="Epoch 0 is the untrained network. Pairs are judged 'same digit' when "
+                "cos > 0; the loss -y cos pulls same pairs to +1 and pushes different ones to -1.",
+            )
+        )
+        ctx.files(result).save_figure(
+            "siamese",
+            siamese_panels(
+                result.rows,
+                np.asarray(result.artifacts["final_cos"]),
+                np.asarray(result.artifacts["final_y"]),
+            ),
+        )
+        last = result.rows[-1]
+        cell_summary = {
             "pair_accuracy": last["pair_accuracy"],
             "final_loss": last["loss"],
             "initial_pair_accuracy": result.rows[0]["pair_accuracy"],
-        },
+        }
+        if ctx.many:
+            summary.setdefault("cells", {})[result.cell.id] = cell_summary
+        else:
+            summary.update(cell_summary)
+    return Report(tables, summary)
+
+
+def preflight(cells: list[Cell]) -> None:
+    load_mnist()  # check the data before a run folder exists
+
+
+def siamese_panels(rows: list[dict], cos: np.ndarray, y: np.ndarray) -> Figure:
+    """Loss and pair accuracy per epoch; histogram of final cosines, same vs different."""
+    figure = plotting.figure((11, 3.8))
+    left, right = figure.subplots(1, 2)
+    epochs = [r["epoch"] for r in rows]
+    left.plot(epochs, [r["loss"] for r in rows], "o-", color="#333333", label="loss -y cos")
+    twin = left.twinx()
+    twin.plot(
+        epochs,
+        [100 * r["pair_accuracy"] for r in rows],
+        "s-",
+        color="#31a354",
+        label="pair accuracy",
     )
+    left.set(xlabel="epoch", ylabel="test loss", title="Training aligns the embeddings")
+    twin.set_ylabel("pair accuracy (%)", color="#31a354")
+    bins = np.linspace(-1, 1, 41)
+    right.hist(cos[y > 0], bins=bins, alpha=0.6, color=plotting.POSITIVE, label="same digit")
+    right.hist(cos[y < 0], bins=bins, alpha=0.6, color=plotting.NEGATIVE, label="different digits")
+    right.set(xlabel="cos(z, z_hat)", ylabel="pairs", title="Test pairs after training")
+    right.legend(frameon=False)
+    plotting.tidy(left, right)
+    return figure
 
 
 EXPERIMENT = Experiment(
@@ -160,4 +199,6 @@ Reports test loss, pair accuracy and the mean cosine of same and different pairs
     schema=SiameseConfig,
     run_cell=run_cell,
     report=report,
+    preflight=preflight,
+    row_key=("epoch",),
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,14 +14,20 @@ from kernelnet.data.registry import BINARY_DATASETS, load_binary
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
+    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
+    figure_suffix,
+    group_cells,
     verify_datasets,
 )
 from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent, predict
 from kernelnet.tables import Table, number, percent
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -88,7 +96,7 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         "b": float(fit.b),
         **{f"w_{i}": float(v) for i, v in enumerate(fit.w)},
     }
-    ctx.run.save_params(ctx.cell.id, w=fit.w, b=np.float64(fit.b))
+    ctx.files.save_params(w=fit.w, b=np.float64(fit.b))
     ctx.log.info(
         "epochs=%d: test accuracy %.4f, objective %.6g",
         svm.epochs,
@@ -104,33 +112,62 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
     return CellOutput([row], artifacts)
 
 
-def report(ctx: ReportContext) -> Report:
-    done = ctx.completed
+def _title(config: dict, setting: str) -> str:
+    svm = config["svm"]
+    return (
+        f"Primal soft-margin SVM on {format_value(config['data']['dataset'])} "
+        f"(C={format_value(svm['C'])}, learning rate {format_value(svm['learning_rate'])}, "
+        f"{svm['method']})" + (f" — {setting}" if setting else "")
+    )
+
+
+def _table(title: str, results: list[CellResult]) -> Table:
     rows = [
         [
-            str(r.row["epochs"]),
-            percent(r.row["train_accuracy"]),
-            percent(r.row["test_accuracy"]),
-            number(r.row["objective"], 6),
-            f"{r.row['b']:+.4f}",
-            "[" + ", ".join(f"{v:+.4f}" for k, v in r.row.items() if k.startswith("w_")) + "]",
+            str(r.cell.config.svm.epochs),
+            percent(r.row["train_accuracy"]) if r.ok else r.status,
+            percent(r.row["test_accuracy"]) if r.ok else "",
+            number(r.row["objective"], 6) if r.ok else "",
+            f"{r.row['b']:+.4f}" if r.ok else "",
+            "[" + ", ".join(f"{v:+.4f}" for k, v in r.row.items() if k.startswith("w_")) + "]"
+            if r.ok
+            else r.error[:60],
         ]
-        for r in done
+        for r in results
     ]
-    svm = ctx.config["svm"]
-    title = (
-        f"Primal soft-margin SVM on {format_value(ctx.config['data']['dataset'])} "
-        f"(C={format_value(svm['C'])}, learning rate {format_value(svm['learning_rate'])}, "
-        f"{svm['method']})"
-    )
-    extra_axes = [k for k in (done[0].cell.params if done else {}) if k != "epochs"]
     columns = ["epochs", "train acc %", "test acc %", "objective E(w,b)", "b", "w"]
-    if extra_axes:
-        columns = ["cell"] + columns
-        rows = [[r.cell.id] + row for r, row in zip(done, rows)]
-    table = Table(
-        title, columns, rows, align=["left"] * (len(extra_axes) > 0) + ["right"] * 5 + ["left"]
-    )
+    return Table(title, columns, rows, align=["right"] * 5 + ["left"])
+
+
+def report(ctx: ReportContext) -> Report:
+    tables = []
+    for setting, members in group_cells(ctx.results, ("epochs",)).items():
+        title = _title(ctx.config, setting)
+        tables.append(_table(title, members))
+        done = [r for r in members if r.ok]
+        if not done:
+            continue
+        suffix = figure_suffix(setting)
+        longest = max(done, key=lambda r: r.row["epochs"])
+        ctx.save_figure(
+            f"training_history{suffix}",
+            primal_history(
+                np.asarray(longest.artifacts["objective"]),
+                np.asarray(longest.artifacts["train_accuracy"]),
+                np.asarray(longest.artifacts["test_accuracy"]),
+                [r.row["epochs"] for r in done],
+                title,
+            ),
+        )
+        ctx.save_figure(
+            f"weights{suffix}",
+            weight_bars(
+                [r.cell.id for r in done],
+                np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
+                np.array([r.row["b"] for r in done]),
+            ),
+        )
+    done = ctx.completed
     summary = {}
     if done:
         longest = max(done, key=lambda r: r.row["epochs"])
@@ -142,30 +179,60 @@ def report(ctx: ReportContext) -> Report:
                 k: longest.row[k]
                 for k in ("epochs", "train_accuracy", "test_accuracy", "objective")
             },
+            "longest_cell": longest.cell.id,
             "best_test_accuracy": best.row["test_accuracy"],
             "best_cell": best.cell.id,
         }
-        plotting.save(
-            ctx.run,
-            "plots/training_history.png",
-            plotting.primal_history(
-                longest.artifacts["objective"],
-                longest.artifacts["train_accuracy"],
-                longest.artifacts["test_accuracy"],
-                [r.row["epochs"] for r in done],
-                title,
-            ),
+    return Report(tables, summary)
+
+
+def primal_history(
+    objective: np.ndarray,
+    train_accuracy: np.ndarray,
+    test_accuracy: np.ndarray,
+    marked_epochs: Sequence[int],
+    title: str,
+) -> Figure:
+    """Objective (left) and accuracy (right) against epoch; epoch 0 is the starting point."""
+    epochs = np.arange(objective.size)
+    figure = plotting.figure((11, 4.2))
+    left, right = figure.subplots(1, 2)
+    left.plot(epochs, objective, color="#333333", lw=1.8)
+    marks = [e for e in marked_epochs if e < objective.size]
+    left.scatter(marks, objective[marks], color="#e6550d", zorder=3, label="sweep points")
+    left.set(xlabel="epoch", ylabel="E(w, b)", title="Training objective", yscale="log")
+    left.legend(frameon=False)
+    right.plot(epochs, 100 * train_accuracy, label="train", color="#756bb1", lw=1.8)
+    right.plot(epochs, 100 * test_accuracy, label="test", color="#31a354", lw=1.8)
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 102))
+    right.legend(frameon=False, loc="lower right")
+    plotting.tidy(left, right)
+    figure.suptitle(title)
+    return figure
+
+
+def weight_bars(labels: Sequence[str], weights: np.ndarray, biases: np.ndarray) -> Figure:
+    """Grouped bars: one group per weight component (and b), one bar per sweep point."""
+    values = np.column_stack([weights, biases])  # (points, d + 1)
+    names = [f"w{i}" for i in range(weights.shape[1])] + ["b"]
+    figure = plotting.figure((max(6, 1.4 * len(names) + 2), 4))
+    axes = figure.subplots()
+    width = 0.8 / len(labels)
+    shades = plotting.colormap("viridis")(np.linspace(0.1, 0.85, len(labels)))
+    for i, label in enumerate(labels):
+        axes.bar(
+            np.arange(len(names)) + (i - (len(labels) - 1) / 2) * width,
+            values[i],
+            width,
+            label=label,
+            color=shades[i],
         )
-        plotting.save(
-            ctx.run,
-            "plots/weights.png",
-            plotting.weight_bars(
-                [r.cell.id for r in done],
-                np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
-                np.array([r.row["b"] for r in done]),
-            ),
-        )
-    return Report([table], summary)
+    axes.axhline(0, color="black", lw=0.8)
+    axes.set_xticks(np.arange(len(names)), names)
+    axes.set(title="Learned parameters per sweep point", ylabel="value")
+    axes.legend(frameon=False, fontsize="small")
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure
 
 
 EXPERIMENT = Experiment(

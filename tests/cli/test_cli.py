@@ -41,6 +41,7 @@ def test_svm_primal_default_run(tmp_path):
     with open(folder / "metrics.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == [
+        "cell",
         "epochs",
         "train_accuracy",
         "test_accuracy",
@@ -51,7 +52,8 @@ def test_svm_primal_default_run(tmp_path):
         "w_2",
         "w_3",
     ]
-    assert [r[0] for r in rows[1:]] == ["1", "3", "10", "30", "100"]
+    assert [r[0] for r in rows[1:]] == [f"epochs={e}" for e in (1, 3, 10, 30, 100)]
+    assert [r[1] for r in rows[1:]] == ["1", "3", "10", "30", "100"]
     manifest = json.loads((folder / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["seed"] == 0
     assert set(manifest["versions"]) == {"python", "numpy", "cvxopt", "kernelnet"}
@@ -60,15 +62,15 @@ def test_svm_primal_default_run(tmp_path):
         "metrics.md",
         "summary.json",
         "log.txt",
-        "params/epochs=100.npz",
-        "params/epochs=100.json",
+        "cells/epochs=100/params.npz",
+        "cells/epochs=100/params.json",
         "plots/training_history.png",
         "plots/weights.png",
     ):
         assert (folder / name).is_file(), name
-    with np.load(folder / "params" / "epochs=1.npz") as saved:
+    with np.load(folder / "cells" / "epochs=1" / "params.npz") as saved:
         w = saved["w"]
-    assert [float(v) for v in rows[1][5:]] == w.tolist()
+    assert [float(v) for v in rows[1][6:]] == w.tolist()
     assert "Primal soft-margin SVM" in result.stdout
 
 
@@ -188,6 +190,7 @@ def test_kernel_table_default_grid(tmp_path):
     folder = run_folder(result)
     rows = list(csv.reader(open(folder / "metrics.csv")))
     assert rows[0] == [
+        "cell",
         "dataset",
         "kernel",
         "C",
@@ -201,7 +204,8 @@ def test_kernel_table_default_grid(tmp_path):
         "iterations",
         "fit_seconds",
     ]
-    assert [(r[0], r[1]) for r in rows[1:]] == [
+    assert [r[0] for r in rows[1:]] == [f"dataset={r[1]},kernel={r[2]}" for r in rows[1:]]
+    assert [(r[1], r[2]) for r in rows[1:]] == [
         (d, k)
         for d in ("moons", "circles", "linear", "xor")
         for k in ("linear", "poly", "sigmoid", "rbf")
@@ -222,7 +226,7 @@ def test_kernel_table_default_grid(tmp_path):
     }
     for name in ("decision_grid.png", "moons.png", "xor.png"):
         assert (folder / "plots" / name).is_file()
-    with np.load(folder / "params" / "moons_rbf.npz") as saved:
+    with np.load(folder / "cells" / "dataset=moons,kernel=rbf" / "params.npz") as saved:
         assert set(saved.files) == {"alpha", "bias", "support"}
 
 

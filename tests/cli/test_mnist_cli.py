@@ -26,12 +26,13 @@ def test_default_config_reaches_96_percent(tmp_path):
     assert summary["test_accuracy"] >= 0.96
     assert {"best_val_accuracy", "epochs", "seconds_per_epoch"} <= set(summary)
     rows = list(csv.reader(open(folder / "metrics.csv")))
-    assert rows[0] == ["epoch", "loss", "train_accuracy", "val_accuracy", "lr", "seconds"]
-    assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
-    assert float(rows[2][4]) == 0.001 * 0.95
+    assert rows[0] == ["cell", "epoch", "loss", "train_accuracy", "val_accuracy", "lr", "seconds"]
+    assert [r[0] for r in rows[1:]] == ["single"] * 5
+    assert [r[1] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
+    assert float(rows[2][5]) == 0.001 * 0.95
     for plot in ("training", "confusion", "misclassified", "first_layer_weights"):
-        assert (folder / "plots" / f"{plot}.png").is_file()
-    with np.load(folder / "params" / "model.npz") as saved:
+        assert (folder / "plots" / "single" / f"{plot}.png").is_file()
+    with np.load(folder / "cells" / "single" / "model.npz") as saved:
         assert saved["W1"].shape == (784, 100) and saved["W2"].shape == (100, 10)
 
 

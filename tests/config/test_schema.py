@@ -118,7 +118,7 @@ def test_list_field_takes_a_list_and_a_list_of_lists_sweeps(tmp_path):
     resolved = resolve_text(tmp_path, "svm:\n  hidden: [[10], [20, 5]]\n")
     cells = expand(Schema, resolved)
     assert [c.config.svm.hidden for c in cells] == [[10], [20, 5]]
-    assert [c.id for c in cells] == ["hidden=[10]", "hidden=[20,5]"]
+    assert [c.id for c in cells] == ["hidden=10", "hidden=20_5"]
 
 
 def test_expansion_is_the_cartesian_product_in_schema_order(tmp_path):

@@ -67,5 +67,5 @@ def test_outputs(run):
     assert (folder / "plots" / "decision_boundaries.png").is_file()
     summary = json.loads((folder / "summary.json").read_text())
     assert set(summary["by_dataset"]) == {"moons", "xor"}
-    with np.load(folder / "params" / "moons_ratio=4.npz") as saved:
+    with np.load(folder / "cells" / "dataset=moons,ratio=4" / "params.npz") as saved:
         assert saved["alpha"].max() <= 4.0 + 1e-6

@@ -17,6 +17,7 @@ def test_default_constructions_and_columns(tmp_path):
     folder = Path(result.stdout.strip().splitlines()[-1])
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
     assert list(rows[0]) == [
+        "cell",
         "construction",
         "base_kernels",
         "trials",
@@ -37,7 +38,8 @@ def test_default_constructions_and_columns(tmp_path):
         "exp(k1)": "valid on all trials",
         "sigmoid(gamma=0.5, coef0=-1)": "not PSD",
     }
-    example = json.loads((folder / "params" / "counterexample_k1_k2.json").read_text())
+    cell = next(r["cell"] for r in rows if r["construction"] == "k1 - k2")
+    example = json.loads((folder / "cells" / cell / "counterexample.json").read_text())
     assert example["quadratic_form"] < 0
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["poly2_feature_map_error"] < 1e-12

@@ -14,6 +14,7 @@ def test_knn_run_reports_test_accuracy_once_per_dataset(tmp_path):
     folder = Path(result.stdout.strip().splitlines()[-1])
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
     assert list(rows[0]) == [
+        "cell",
         "dataset",
         "metric",
         "k",

@@ -69,4 +69,4 @@ def test_training_improves_pair_accuracy(tmp_path):
     assert float(rows[-1]["pair_accuracy"]) > float(rows[0]["pair_accuracy"]) + 0.1
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert float(rows[-1]["cos_same"]) > float(rows[-1]["cos_different"]) + 0.3
-    assert (folder / "plots" / "siamese.png").is_file()
+    assert (folder / "plots" / "single" / "siamese.png").is_file()
