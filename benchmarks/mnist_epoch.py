@@ -17,7 +17,7 @@ import numpy as np
 from kernelnet.cli.launch import configs_dir
 from kernelnet.config import RawConfig, expand, read_config_file
 from kernelnet.experiments import get_experiment
-from kernelnet.experiments.mnist import _split
+from kernelnet.experiments.mnist import split_of
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import make_optimizer
 from kernelnet.nn.train import TrainSettings, train
@@ -43,7 +43,8 @@ def main(epochs: int = 3) -> None:
     experiment = get_experiment("mnist")
     raw: RawConfig = read_config_file(configs_dir() / "mnist.yaml")
     config = expand(experiment.schema, resolve_experiment_config(experiment, raw))[0].config
-    X_train, y_train, X_val, y_val, _, _ = _split(config)
+    data = split_of(config)
+    X_train, y_train, X_val, y_val = data.X_train, data.y_train, data.X_val, data.y_val
     m, t = config.model, config.train
     n, d = X_train.shape
     h, c = m.hidden[0], 10

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kernelnet.runs import RunDir
 
 TIMING_COLUMNS = ("seconds", "fit_seconds")
 
@@ -25,8 +23,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(a: Path, b: Path) -> list[tuple[str, Any, Any]]:
     """(dotted key, value in a, value in b) for every key whose resolved value differs."""
-    left = flatten(yaml.safe_load((a / "config.yaml").read_text()))
-    right = flatten(yaml.safe_load((b / "config.yaml").read_text()))
+    left = flatten(RunDir(a).read_config())
+    right = flatten(RunDir(b).read_config())
     return [
         (k, left.get(k), right.get(k))
         for k in sorted(set(left) | set(right))
@@ -34,21 +32,27 @@ def config_differences(a: Path, b: Path) -> list[tuple[str, Any, Any]]:
     ]
 
 
-def read_metrics(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "metrics.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _row_key_columns(run: RunDir) -> tuple[str, ...]:
+    """The experiment's own row key (e.g. ``epoch``), from the registry."""
+    from kernelnet.experiments import REGISTRY
+
+    experiment = REGISTRY.get(run.manifest.get("experiment"))
+    return experiment.row_key if experiment is not None else ()
 
 
-def _key_columns(folder: Path, rows: list[dict[str, str]]) -> list[str]:
-    """The columns that identify a row: the swept settings, plus epoch for training curves."""
-    try:
-        grid = json.loads((folder / "grid.json").read_text())
-        labels = list(dict.fromkeys(k for c in grid["cells"] for k in c["params"]))
-    except (OSError, json.JSONDecodeError, KeyError):
-        labels = []
-    columns = list(rows[0]) if rows else []
-    keys = [c for c in columns if c in labels] + [c for c in ("epoch",) if c in columns]
-    return keys
+def _labelled(rows: list[dict[str, str]], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Rows by ``cell`` plus the row key (``cell=C=1,epoch=3``); a run without a cell
+    column (or rows the key does not tell apart) falls back to positions."""
+    labelled: dict[str, dict[str, str]] = {}
+    for index, row in enumerate(rows):
+        if "cell" in row:
+            label = ",".join(f"{k}={row.get(k, '')}" for k in ("cell", *keys))
+        else:
+            label = f"row {index + 1}"
+        if label in labelled:
+            label = f"{label} (row {index + 1})"
+        labelled[label] = row
+    return labelled
 
 
 def _number(text: str) -> float | None:
@@ -60,7 +64,7 @@ def _number(text: str) -> float | None:
 
 @dataclass(frozen=True)
 class MetricDifference:
-    row: str  # "dataset=moons,kernel=rbf" or the row number
+    row: str  # "cell=dataset=moons,kernel=rbf" (plus the row key, e.g. ",epoch=3")
     column: str
     a: str
     b: str
@@ -76,20 +80,18 @@ def metric_differences(
     b: Path,
     ignore: tuple[str, ...] = TIMING_COLUMNS,
 ) -> list[MetricDifference]:
-    """Every metric cell that differs between two runs, rows matched by their settings."""
-    rows_a, rows_b = read_metrics(a), read_metrics(b)
-    keys = _key_columns(a, rows_a) or _key_columns(b, rows_b)
-
-    def label(row: dict[str, str], index: int) -> str:
-        return ",".join(f"{k}={row.get(k)}" for k in keys) if keys else f"row {index + 1}"
-
-    left = {label(r, i): r for i, r in enumerate(rows_a)}
-    right = {label(r, i): r for i, r in enumerate(rows_b)}
+    """Every metric value that differs between two runs, rows matched by their cell and
+    the experiment's row key; a row present in one run only differs in every column."""
+    run_a, run_b = RunDir.open(a), RunDir.open(b)
+    keys = _row_key_columns(run_a) or _row_key_columns(run_b)
+    left = _labelled(run_a.read_metrics(), keys)
+    right = _labelled(run_b.read_metrics(), keys)
+    identity = {"cell", *keys}
     differences = []
     for name in list(dict.fromkeys([*left, *right])):
         ra, rb = left.get(name, {}), right.get(name, {})
         for column in dict.fromkeys([*ra, *rb]):
-            if column in ignore or column in keys:
+            if column in ignore or column in identity:
                 continue
             va, vb = ra.get(column, ""), rb.get(column, "")
             na, nb = _number(va), _number(vb)

@@ -164,6 +164,6 @@ def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> s
             sections.append(f'<p class="failed">{html.escape(run.error)}</p>')
         if run.run_path and (run.run_path / "metrics.md").is_file():
             sections.append(markdown_to_html((run.run_path / "metrics.md").read_text()))
-            for plot in sorted((run.run_path / "plots").glob("*.png")):
+            for plot in sorted((run.run_path / "plots").rglob("*.png")):
                 sections.append(embedded_png(plot))
     return page(f"kernelnet reproduce — {report.path.name}", sections)

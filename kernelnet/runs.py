@@ -112,6 +112,7 @@ def _read_json(path: Path, what: type) -> Any:
     return data
 
 
+CONFIG = "config.yaml"
 GRID = "grid.json"
 MANIFEST = "run.json"
 METRICS = "metrics.csv"
@@ -190,6 +191,15 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any]:
         return _read_json(self.file(SUMMARY), dict)
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml through the strict loader (no tags, bounded), as a plain dict."""
+        from kernelnet.config import read_config_file
+
+        try:
+            return read_config_file(self.file(CONFIG)).values
+        except KernelnetError as exc:
+            raise RunFolderError(str(exc)) from None
 
     def read_metrics(self) -> list[dict[str, str]]:
         """metrics.csv as row dicts of strings."""

@@ -1,7 +1,6 @@
 """From parsed command-line options to a finished run: the path every experiment takes."""
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from kernelnet.executors import make_executor
 from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
 from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
-from kernelnet.runs import RunDir
+from kernelnet.runs import RunDir, RunFolderError
 from kernelnet.tables import Table
 
 EXIT_INTERRUPTED = 130
@@ -117,6 +116,14 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
             ),
             resume,
         )
+    if outcome.report_error:
+        stderr_console().print(
+            f"error: the report failed: {outcome.report_error}; every cell result is saved "
+            f"(traceback in {outcome.run.file('log.txt')})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if not common.quiet:
         print_tables(outcome.tables, stdout_console())
         if outcome.failures:
@@ -135,10 +142,10 @@ def print_run_path(outcome: RunOutcome) -> None:
 def resume_config_path(run_path: Path) -> tuple[str, Path]:
     """The experiment and saved config of a run folder to resume."""
     try:
-        manifest = json.loads((run_path / "run.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ConfigError(f"--resume {run_path}: not a run folder (no readable run.json)") from None
-    return manifest.get("experiment", "?"), run_path / "config.yaml"
+        run = RunDir.open(run_path)
+    except RunFolderError as exc:
+        raise ConfigError(f"--resume {run_path}: not a run folder ({exc})") from None
+    return run.manifest.get("experiment", "?"), run.file("config.yaml")
 
 
 def preview(experiment: Experiment, resolved: dict, common: CommonOptions) -> bool:

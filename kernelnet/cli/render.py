@@ -33,6 +33,7 @@ def rich_table(table: Table) -> RichTable:
         box=box.SIMPLE_HEAVY,
         title_style="bold",
         caption_justify="left",
+        min_width=min(len(table.title) + 4, 120),  # a title never wraps above a narrow table
     )
     for index, column in enumerate(table.columns):
         shown.add_column(escape(column), justify=table.alignment(index), overflow="fold")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from kernelnet.cli.launch import user_errors
 from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
@@ -13,7 +14,7 @@ from kernelnet.compare import config_differences, metric_differences
 from kernelnet.config import read_config_file
 from kernelnet.experiments import get_experiment
 from kernelnet.runner import execute, resolve_experiment_config
-from kernelnet.runs import RunInfo, iter_runs
+from kernelnet.runs import RunDir, RunFolderError, RunInfo, iter_runs
 from kernelnet.tables import Table
 
 runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
@@ -27,8 +28,8 @@ HEADLINES = ("test_accuracy", "mean_test_accuracy", "best_test_accuracy", "passe
 def _headline(info: RunInfo) -> str:
     """The run's headline number from summary.json, if it has one of the usual keys."""
     try:
-        summary = json.loads((info.path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        summary = RunDir(info.path).read_summary()
+    except RunFolderError:
         return "—"
     for key in HEADLINES:
         value = summary.get(key)
@@ -101,41 +102,43 @@ def list_runs(
 
 
 @runs_app.command("show")
-def show_run(run: Annotated[Path, typer.Argument(help="A run folder (or runs/latest).")]) -> None:
+def show_run(
+    run: Annotated[Path, typer.Argument(help="A run folder (or runs/latest).")],
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
     """Print a run's tables and summary, and list its plots."""
-    _run_folder(run)
+    with user_errors(debug):
+        folder = RunDir.open(run)
     console = stdout_console()
-    manifest = json.loads((run / "run.json").read_text())
     console.print(
-        f"[bold]{manifest.get('experiment')}[/] {run.resolve().name}: "
-        f"{RunInfo(run, manifest).status}"
+        f"[bold]{escape(str(folder.manifest.get('experiment')))}[/] "
+        f"{escape(run.resolve().name)}: {RunInfo(run, folder.manifest).status}"
     )
-    if (run / "metrics.md").is_file():
-        console.print((run / "metrics.md").read_text(), markup=False)
-    if (run / "summary.json").is_file():
-        console.print("summary.json:", (run / "summary.json").read_text(), markup=False)
-    for plot in sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []:
+    if folder.file("metrics.md").is_file():
+        console.print(folder.file("metrics.md").read_text(errors="replace"), markup=False)
+    if folder.file("summary.json").is_file():
+        console.print(
+            "summary.json:", folder.file("summary.json").read_text(errors="replace"), markup=False
+        )
+    plots = folder.file("plots")
+    for plot in sorted(plots.rglob("*.png")) if plots.is_dir() else []:
         console.print(f"plot: {plot}", markup=False)
-
-
-def _run_folder(path: Path) -> Path:
-    if not (path / "run.json").is_file():
-        sys.stderr.write(f"error: {path} is not a run folder (no run.json)\n")
-        raise typer.Exit(2)
-    return path
 
 
 @runs_app.command("compare")
 def compare_runs(
     run_a: Annotated[Path, typer.Argument(help="First run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Show how two runs differ: resolved config values, then metrics cell by cell
-    (timing columns ignored). Exits 0 if the metrics are identical, 1 if not."""
-    a, b = _run_folder(run_a), _run_folder(run_b)
+    (rows matched by their cell and the experiment's row key, e.g. epoch; timing columns
+    ignored). Exits 0 if the metrics are identical, 1 if not."""
+    a, b = run_a, run_b
     console = stdout_console()
-    configs = config_differences(a, b)
-    metrics = metric_differences(a, b)
+    with user_errors(debug):
+        configs = config_differences(a, b)
+        metrics = metric_differences(a, b)
     tables = [
         Table(
             "Config differences",
@@ -168,14 +171,15 @@ def rerun(
 ) -> None:
     """Re-execute a run from its saved config.yaml into a new run folder beside it, and say
     whether the metrics match exactly (timing columns aside). Exits 1 if they do not."""
-    folder = _run_folder(run).resolve()
     with user_errors(debug):
-        manifest = json.loads((folder / "run.json").read_text())
-        experiment = get_experiment(manifest.get("experiment"), str(folder / "run.json"))
+        saved = RunDir.open(run.resolve())
+        saved.read_metrics()  # refuse before running anything if there is nothing to compare
+        folder = saved.path
+        experiment = get_experiment(saved.manifest.get("experiment"), str(folder / "run.json"))
         resolved = resolve_experiment_config(experiment, read_config_file(folder / "config.yaml"))
         with diagnostics(quiet, debug):
             outcome = execute(experiment, resolved, folder.parent.parent)
-    differences = metric_differences(folder, outcome.run.path)
+        differences = metric_differences(folder, outcome.run.path)
     console = stderr_console()
     if differences:
         console.print(f"[bold red]{len(differences)} metric value(s) differ[/] from {folder}")

@@ -121,6 +121,13 @@ def label_of(result: CellResult, exclude: tuple[str, ...] = ()) -> str:
     )
 
 
+def cell_names(results: list[CellResult], name: Callable[[CellResult], str]) -> list[str]:
+    """``name(result)`` for each cell (its construction, its optimizer, ...) when that
+    tells the cells apart, else each cell's swept settings."""
+    names = [name(r) for r in results]
+    return names if len(set(names)) == len(names) else [label_of(r) for r in results]
+
+
 def figure_suffix(setting: str) -> str:
     """A file-name suffix for the figure of one group of cells ("" for the only group)."""
     from kernelnet.config.sweep import safe_text

@@ -13,6 +13,7 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    cell_names,
 )
 from kernelnet.nn.gradcheck import CHECKS, run_check
 from kernelnet.tables import Table
@@ -47,14 +48,15 @@ def run_cell(config: GradcheckConfig, ctx: CellContext) -> CellOutput:
 
 
 def report(ctx: ReportContext) -> Report:
+    names = cell_names(ctx.results, lambda r: r.cell.config.check.name)
     rows = [
         [
-            r.row.get("check", r.cell.id),
+            name,
             f"{r.row['max_relative_error']:.2e}" if "max_relative_error" in r.row else "—",
             f"{r.row.get('threshold', float('nan')):.0e}",
             "pass" if r.ok else "FAIL",
         ]
-        for r in ctx.results
+        for r, name in zip(ctx.results, names)
     ]
     table = Table(
         "Gradient checks (float64, centred differences)",

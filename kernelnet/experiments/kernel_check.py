@@ -20,12 +20,11 @@ from kernelnet.errors import ConfigError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
-    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
-    label_of,
+    cell_names,
 )
 from kernelnet.kernel_expr import FEATURE_MAPS, FUNCTIONS, ExpressionError, parse
 from kernelnet.kernels import make_kernel
@@ -146,15 +145,11 @@ def feature_map_checks(
     return poly_error, gaussian
 
 
-def _names(results: list[CellResult]) -> list[str]:
-    """Each cell's construction, or its swept settings when another key is swept too."""
-    names = [r.cell.config.check.construction for r in results]
-    return names if len(set(names)) == len(names) else [label_of(r) for r in results]
-
-
 def report(ctx: ReportContext) -> Report:
     rows, notes = [], []
-    for r, name in zip(ctx.results, _names(ctx.results)):
+    for r, name in zip(
+        ctx.results, cell_names(ctx.results, lambda r: r.cell.config.check.construction)
+    ):
         if not r.ok:
             rows.append([name, "", "", "", "", r.status])
             continue
@@ -214,7 +209,7 @@ def report(ctx: ReportContext) -> Report:
         truncation_error([P for P, _, _ in gaussian], [e for _, _, e in gaussian], poly_error),
     )
     done = ctx.completed
-    names = _names(done)
+    names = cell_names(done, lambda r: r.cell.config.check.construction)
     if done:
         ctx.save_figure(
             "eigenvalue_spectra",

@@ -10,7 +10,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.data.mnist import N_TRAIN, NORMALIZATIONS, load_mnist, mnist_split
+from kernelnet.data.mnist import N_TRAIN, NORMALIZATIONS, MnistSplit, load_mnist, mnist_split
 from kernelnet.errors import ConfigError
 from kernelnet.experiments.base import (
     CellContext,
@@ -79,11 +79,14 @@ class MnistConfig(ExperimentConfig):
     train: MnistTrain = field(default_factory=MnistTrain)
 
 
-def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
+def split_of(config: MnistConfig) -> MnistSplit:
     d = config.data
-    data = mnist_split(
-        d.train_size, d.val_size, d.test_size, d.normalize, np.dtype(config.model.dtype).type
-    )
+    dtype = np.dtype(config.model.dtype).type
+    return mnist_split(d.train_size, d.val_size, d.test_size, d.normalize, dtype)
+
+
+def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
+    data = split_of(config)
     X_train, y_train, X_val, y_val = data.X_train, data.y_train, data.X_val, data.y_val
     X_test, y_test = data.X_test, data.y_test
     m, t = config.model, config.train

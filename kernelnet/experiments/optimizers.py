@@ -18,12 +18,11 @@ from kernelnet.data.mnist import load_mnist, mnist_split
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
-    CellResult,
     Experiment,
     ExperimentConfig,
     Report,
     ReportContext,
-    label_of,
+    cell_names,
 )
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import OPTIMIZERS, Adam, Nesterov, make_optimizer
@@ -220,15 +219,9 @@ def nesterov_check(steps: int = 200, lr: float = 0.01, momentum: float = 0.9) ->
     return worst
 
 
-def _names(results: list[CellResult]) -> list[str]:
-    """Each cell's optimizer, or its swept settings when another key is swept too."""
-    names = [r.cell.config.optimizer.name for r in results]
-    return names if len(set(names)) == len(names) else [label_of(r) for r in results]
-
-
 def report(ctx: ReportContext) -> Report:
     done = ctx.completed
-    names = _names(done)
+    names = cell_names(done, lambda r: r.cell.config.optimizer.name)
     surface_rows = [
         (name, r)
         for name, result in zip(names, done)
