@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -56,7 +55,7 @@ def run_cell(
         fields = getattr(exc, "fields", {})
         return CellResult(cell, "failed", [dict(fields)], error=str(exc))
     except Exception as exc:  # a bug in one cell must not lose the rest of the grid
-        log.error("cell %s crashed:\n%s", cell.id, traceback.format_exc())
+        log.error("cell %s crashed: %s: %s", cell.id, type(exc).__name__, exc, exc_info=True)
         return _crashed(cell, f"{type(exc).__name__}: {exc}")
     return CellResult(cell, "complete", output.rows, output.artifacts)
 

@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,15 +130,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _csv_value(value: Any) -> Any:
-    return format_value(value) if isinstance(value, list) else value
-
-
 def stamped_rows(result: CellResult) -> list[dict[str, Any]]:
-    """The cell's metrics rows, each led by ``cell`` (its id) and every swept value (one
-    column per axis label); a cell without rows still gets one row."""
+    """The cell's metrics rows, each led by ``cell`` (its id) and every swept value as the
+    id writes it (one column per axis label); a cell without rows still gets one row."""
     stamp = {"cell": result.cell.id}
-    stamp |= {label: _csv_value(v) for label, v in result.cell.params.items()}
+    stamp |= {label: format_value(v) for label, v in result.cell.params.items()}
     return [
         {**stamp, **{k: v for k, v in row.items() if k not in stamp}}
         for row in (result.rows or [{}])
@@ -308,7 +303,7 @@ def execute(
             log.error("run interrupted after %d of %d cell(s)", len(results), len(cells))
             raise
         except BaseException:
-            log.error("run failed:\n%s", traceback.format_exc())
+            log.error("run failed", exc_info=True)
             _finish(run, "failed", started)
             raise
         _finish(run, status, started)
@@ -342,7 +337,7 @@ def _write_results(
         report = experiment.report(ReportContext(run, resolved, results))
     except Exception as exc:
         report_error = f"{type(exc).__name__}: {exc}"
-        log.error("the report failed (every cell result is saved):\n%s", traceback.format_exc())
+        log.error("the report failed (every cell result is saved): %s", report_error, exc_info=True)
         run.write_json(
             "summary.json", {**summary, "status": "failed", "report_error": report_error}
         )

@@ -47,6 +47,11 @@ def print_tables(tables: list[Table], console: Console) -> None:
         console.print(rich_table(table))
 
 
+class _MessageOnly(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
 @contextlib.contextmanager
 def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
     """Route kernelnet's log records (warnings, or everything with --debug) to stderr."""
@@ -55,6 +60,8 @@ def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
         console=stderr_console(), show_path=debug, show_time=False, rich_tracebacks=debug
     )
     handler.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING)
+    if not debug:
+        handler.setFormatter(_MessageOnly())  # tracebacks go to log.txt, not the terminal
     logger.addHandler(handler)
     try:
         yield

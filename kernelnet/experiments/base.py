@@ -129,10 +129,15 @@ def cell_names(results: list[CellResult], name: Callable[[CellResult], str]) -> 
 
 
 def figure_suffix(setting: str) -> str:
-    """A file-name suffix for the figure of one group of cells ("" for the only group)."""
+    """A file-name suffix for the figure of one group of cells: ``_gamma=0.2,C=1`` for the
+    setting ``gamma=0.2, C=1`` (values made file-safe), "" for the only group."""
     from kernelnet.config.sweep import safe_text
 
-    return "" if not setting else "_" + safe_text(setting.replace(", ", ","), 80)
+    if not setting:
+        return ""
+    pieces = (piece.partition("=") for piece in setting.split(", "))
+    text = ",".join(f"{safe_text(key)}={safe_text(value)}" for key, _, value in pieces)
+    return "_" + safe_text(text, 120) if len(text) > 120 else "_" + text
 
 
 def group_cells(results: list[CellResult], within: tuple[str, ...]) -> dict[str, list[CellResult]]:

@@ -134,7 +134,7 @@ WITHIN = ("target", "activation", "net")  # the axes one figure lays out itself
 
 
 def report(ctx: ReportContext) -> Report:
-    tables, summary = [], {"cells": len(ctx.completed)}
+    tables, summary = [], {}
     for setting, members in group_cells(ctx.results, WITHIN).items():
         done = [r for r in members if r.ok]
         rows = [

@@ -201,7 +201,7 @@ def report(ctx: ReportContext) -> Report:
             "final_loss": rows[-1]["loss"],
         }
         if ctx.many:
-            summary.setdefault("cells", {})[result.cell.id] = cell_summary
+            summary.setdefault("by_cell", {})[result.cell.id] = cell_summary
         else:
             summary.update(cell_summary)
         _plots(ctx, result)

@@ -154,7 +154,7 @@ def report(ctx: ReportContext) -> Report:
             "initial_pair_accuracy": result.rows[0]["pair_accuracy"],
         }
         if ctx.many:
-            summary.setdefault("cells", {})[result.cell.id] = cell_summary
+            summary.setdefault("by_cell", {})[result.cell.id] = cell_summary
         else:
             summary.update(cell_summary)
     return Report(tables, summary)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from kernelnet import cell_store
 from kernelnet.cli import app
 from kernelnet.cli.launch import default_config
-from kernelnet.config import RawConfig, expand, read_config_file
+from kernelnet.config import RawConfig, expand, format_value, read_config_file
 from kernelnet.experiments import REGISTRY
 from kernelnet.experiments.base import ReportContext
 from kernelnet.runner import resolve_experiment_config
@@ -159,7 +159,7 @@ def test_a_sweep_gives_distinct_rows_and_files(name, swept_runs):
     assert len(set(keys)) == len(keys), "rows are not told apart by cell + row key"
     for row in rows:  # the stamped values are the cell's own
         params = cells[row["cell"]]["params"]
-        assert all(row[k] == str(v) for k, v in params.items() if not isinstance(v, list))
+        assert all(row[k] == format_value(v) for k, v in params.items())
     # every cell has its own stored result, and its own files
     for cell_id in cells:
         assert (folder / "cells" / cell_id / "result.json").is_file()
