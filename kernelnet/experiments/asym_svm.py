@@ -33,9 +33,10 @@ from kernelnet.experiments.svm_sections import (
     SolverSection,
     dual_svm,
     kernel_of,
+    panel_artifact,
 )
 from kernelnet.kernels import KERNELS
-from kernelnet.plotting import DecisionPanel, panel_of
+from kernelnet.plotting import panel_of
 from kernelnet.tables import Table, percent
 
 if TYPE_CHECKING:
@@ -112,18 +113,7 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
         "solver_status": svm.solver_.status,
     }
     ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
-    panel = None
-    if split.n_features == 2:
-        panel = DecisionPanel.compute(
-            svm.decision_function,
-            split.X_train,
-            split.y_train,
-            split.X_test,
-            split.y_test,
-            svm.support_,
-            config.plot.resolution,
-            f"test FP {fp}, FN {fn}",
-        ).to_artifact()
+    panel = panel_artifact(svm, split, config.plot.resolution, f"test FP {fp}, FN {fn}")
     return CellOutput([row], {"panel": panel, "label_mapping": split.label_mapping})
 
 

@@ -29,9 +29,10 @@ from kernelnet.experiments.svm_sections import (
     SolverSection,
     dual_svm,
     kernel_of,
+    panel_artifact,
 )
 from kernelnet.mercer import check_psd
-from kernelnet.plotting import DecisionPanel, panel_of
+from kernelnet.plotting import panel_of
 from kernelnet.tables import Table, number, percent
 
 
@@ -89,19 +90,9 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         "fit_seconds": seconds,
     }
     ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
-    panel = None
-    if split.n_features == 2:  # decision regions are drawn for 2-D data only
-        psd = "" if spectrum.psd else ", not PSD"
-        panel = DecisionPanel.compute(
-            svm.decision_function,
-            split.X_train,
-            split.y_train,
-            split.X_test,
-            split.y_test,
-            svm.support_,
-            config.plot.resolution,
-            f"test {percent(row['test_accuracy'])}%, {row['n_support']} SV{psd}",
-        ).to_artifact()
+    psd = "" if spectrum.psd else ", not PSD"
+    caption = f"test {percent(row['test_accuracy'])}%, {row['n_support']} SV{psd}"
+    panel = panel_artifact(svm, split, config.plot.resolution, caption)
     artifacts = {
         "panel": panel,
         "label_mapping": split.label_mapping,

@@ -76,3 +76,22 @@ def dual_svm(
         smo_tol=solver.smo_tol,
         support_tol=support_tol,
     )
+
+
+def panel_artifact(svm: KernelSVM, split: Any, resolution: int, caption: str) -> dict | None:
+    """The stored decision panel of a fitted SVM on a 2-D split (None for other data: decision
+    regions are drawn for 2-D data only)."""
+    from kernelnet.plotting import DecisionPanel
+
+    if split.n_features != 2:
+        return None
+    return DecisionPanel.compute(
+        svm.decision_function,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        split.y_test,
+        svm.support_,
+        resolution,
+        caption,
+    ).to_artifact()
