@@ -36,6 +36,21 @@ class StepProgress(Protocol):
     def step(self, done: int, total: int, label: str) -> None: ...
 
 
+class Executor(Protocol):
+    """Where cells run (Hydra's Launcher is the model): ``run`` yields one CellResult per
+    cell as cells finish, in any order; it never writes the run's summary files."""
+
+    workers: int
+
+    def run(
+        self,
+        experiment: Experiment,
+        cells: list[Cell],
+        run: RunDir,
+        progress: StepProgress | None = None,
+    ) -> Iterator[CellResult]: ...
+
+
 def run_cell(
     experiment: Experiment, cell: Cell, run: RunDir, progress: StepProgress | None = None
 ) -> CellResult:

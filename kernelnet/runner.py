@@ -40,10 +40,10 @@ from kernelnet.config import (
 )
 from kernelnet.config.sweep import sweep_axes
 from kernelnet.errors import ConfigError
-from kernelnet.executors import ProcessExecutor, SerialExecutor
+from kernelnet.executors import Executor, SerialExecutor
 from kernelnet.experiments.base import CellResult, Experiment, ReportContext
 from kernelnet.provenance import environment
-from kernelnet.runs import RunDir, RunFolderError, utc_now
+from kernelnet.runs import RunDir, RunFolderError, run_lock, utc_now
 from kernelnet.tables import Table
 
 log = logging.getLogger(__name__)
@@ -207,33 +207,55 @@ def _grid_description(cells: list[Cell], argv: list[str]) -> dict[str, Any]:
 def _start(
     experiment: Experiment,
     resolved: dict[str, Any],
-    runs_dir: Path,
+    run: RunDir,
     cells: list[Cell],
     argv: list[str],
-    resume: RunDir | None,
-):
-    """A new run folder (config.yaml first), or the one being resumed, checked."""
-    digest = config_sha256(resolved)
-    if resume is None:
-        run = RunDir.create(runs_dir, experiment.name)
-        run.write_text("config.yaml", dump_config(resolved))
-        run.write_json("grid.json", _grid_description(cells, argv))
-        run.update_manifest(
-            experiment=experiment.name,
-            status="running",
-            started=utc_now(),
-            finished=None,
-            seconds=None,
-            argv=argv,
-            config_sha256=digest,
-            seed=resolved.get("seed"),
-            cells=len(cells),
-            pid=os.getpid(),
-            **environment(),
-        )
-        run.link_latest(runs_dir)
-        return run, {}
-    run = resume
+) -> None:
+    """Fill a new run folder: config.yaml first, then grid.json and run.json."""
+    run.write_text("config.yaml", dump_config(resolved))
+    run.write_json("grid.json", _grid_description(cells, argv))
+    run.update_manifest(
+        experiment=experiment.name,
+        status="running",
+        started=utc_now(),
+        finished=None,
+        seconds=None,
+        argv=argv,
+        config_sha256=config_sha256(resolved),
+        seed=resolved.get("seed"),
+        cells=len(cells),
+        pid=os.getpid(),
+        **environment(),
+    )
+
+
+def code_mismatches(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """How the code that made a run differs from this one: kernelnet or numpy version, or
+    the git commit (when both are known)."""
+    found = []
+    for name in ("kernelnet", "numpy"):
+        theirs = (recorded.get("versions") or {}).get(name)
+        mine = current["versions"][name]
+        if theirs != mine:
+            found.append(f"{name} {theirs} (run) vs {mine} (now)")
+    theirs, mine = (
+        (recorded.get("git") or {}).get("commit"),
+        (current.get("git") or {}).get("commit"),
+    )
+    if theirs and mine and theirs != mine:
+        found.append(f"git commit {theirs[:12]} (run) vs {mine[:12]} (now)")
+    return found
+
+
+def _reopen(
+    experiment: Experiment,
+    resolved: dict[str, Any],
+    run: RunDir,
+    cells: list[Cell],
+    argv: list[str],
+    force: bool,
+) -> dict[int, CellResult]:
+    """Check a run being resumed (held under its lock) and return its usable stored cells."""
     try:
         run.manifest = run.read_manifest()
     except RunFolderError as exc:
@@ -242,23 +264,31 @@ def _start(
         raise ConfigError(
             f"{run.path} is a {run.manifest.get('experiment')!r} run, not {experiment.name!r}"
         )
+    digest = config_sha256(resolved)
     if run.manifest.get("config_sha256") != digest:
         raise ConfigError(
             f"{run.path}: the config no longer matches the run's config "
             f"(sha256 {digest[:12]} vs {str(run.manifest.get('config_sha256'))[:12]});"
             " resume with the same config, or start a new run"
         )
+    current = environment()
+    mismatches = code_mismatches(run.manifest, current)
+    if mismatches and not force:
+        raise ConfigError(
+            f"{run.path} was made by other code ({'; '.join(mismatches)}): its cells would mix "
+            "with this code's; start a new run, or resume anyway with --force"
+        )
     done = cell_store.load_results(run, cells)
+    entry = {"at": utc_now(), "argv": argv, "skipped_cells": len(done), "pid": os.getpid()}
+    if mismatches:
+        entry["forced_despite"] = mismatches
     run.update_manifest(
         status="running",
         pid=os.getpid(),
         finished=None,
-        resumed=[
-            *run.manifest.get("resumed", []),
-            {"at": utc_now(), "argv": argv, "skipped_cells": len(done)},
-        ],
+        resumed=[*run.manifest.get("resumed", []), entry],
     )
-    return run, done
+    return done
 
 
 def execute(
@@ -267,19 +297,39 @@ def execute(
     runs_dir: Path,
     argv: list[str] | None = None,
     progress: Progress | None = None,
-    executor: SerialExecutor | ProcessExecutor | None = None,
+    executor: Executor | None = None,
     resume: RunDir | None = None,
+    force: bool = False,
 ) -> RunOutcome:
-    """Run every cell of a resolved config (the missing or failed ones when resuming);
-    see the module docstring."""
+    """Run every cell of a resolved config (the missing or failed ones when resuming,
+    which ``force`` allows across code versions); see the module docstring."""
     argv = list(sys.argv if argv is None else argv)
     executor = executor or SerialExecutor()
     cells = expand(experiment.schema, resolved)
     experiment.preflight(cells)
-    run, done = _start(experiment, resolved, runs_dir, cells, argv, resume)
+    run = resume or RunDir.create(runs_dir, experiment.name)
+    with run_lock(run), _log_to(run.file("log.txt")):
+        if resume is None:
+            _start(experiment, resolved, run, cells, argv)
+            run.link_latest(runs_dir)
+            done: dict[int, CellResult] = {}
+        else:
+            done = _reopen(experiment, resolved, run, cells, argv, force)
+        return _run_cells(experiment, resolved, run, cells, done, executor, progress)
+
+
+def _run_cells(
+    experiment: Experiment,
+    resolved: dict[str, Any],
+    run: RunDir,
+    cells: list[Cell],
+    done: dict[int, CellResult],
+    executor: Executor,
+    progress: Progress | None,
+) -> RunOutcome:
     started = time.time()
     results: dict[int, CellResult] = dict(done)
-    with _log_to(run.file("log.txt")), _sigterm_as_interrupt():
+    with _sigterm_as_interrupt():
         try:
             pending = [c for c in cells if c.index not in done]
             log.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
@@ -266,6 +267,33 @@ class CellFiles:
         relative = self._relative(PLOTS_DIR, f"{name}.png")
         save(self.run, relative, figure, dpi)
         return self.run.file(relative)
+
+
+LOCK = ".lock"
+
+
+class RunLocked(RunFolderError):
+    """Another process is executing this run."""
+
+
+@contextlib.contextmanager
+def run_lock(run: RunDir) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while it is being executed (released by
+    the kernel when the process dies, however it dies). A second process gets RunLocked
+    naming the holder's pid."""
+    path = run.file(LOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(f"{run.path}: still running, pid {holder}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:

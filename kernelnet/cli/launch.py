@@ -115,6 +115,7 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
                 str(common.scheduler_file) if common.scheduler_file else None,
             ),
             resume,
+            common.force,
         )
     if outcome.report_error:
         stderr_console().print(

@@ -28,6 +28,7 @@ class CommonOptions:
     dry_run: bool = False
     workers: int = 1
     resume: Optional[Path] = None
+    force: bool = False
     scheduler: Optional[str] = None
     scheduler_file: Optional[Path] = None
 
@@ -117,7 +118,16 @@ COMMON_PARAMETERS = [
         None,
         "--resume",
         help="Finish an interrupted or partly failed run folder: completed cells are "
-        "skipped; refused if the config no longer matches.",
+        "skipped, training cells continue from their last checkpoint; refused if the config "
+        "no longer matches, if the run is still going, or if it was made by another "
+        "kernelnet/numpy version or git commit (unless --force).",
+    ),
+    _option(
+        "force",
+        bool,
+        False,
+        "--force",
+        help="With --resume: resume a run made by other code anyway (recorded in run.json).",
     ),
 ]
 
