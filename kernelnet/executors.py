@@ -9,10 +9,13 @@ order of execution.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
 import os
+import re
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
+from kernelnet import blas
+from kernelnet.blas import DEFAULT_THREADS, blas_threads
 from kernelnet.config import Cell
 from kernelnet.errors import ConfigError, Diverged, KernelnetError
 from kernelnet.experiments.base import CellContext, CellResult, Experiment
@@ -29,7 +34,7 @@ from kernelnet.seeding import cell_rng
 
 log = logging.getLogger(__name__)
 
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PR_SET_PDEATHSIG = 1  # prctl option: a signal for this process when its parent dies
 
 
 class StepProgress(Protocol):
@@ -37,10 +42,15 @@ class StepProgress(Protocol):
 
 
 class Executor(Protocol):
-    """Where cells run (Hydra's Launcher is the model): ``run`` yields one CellResult per
-    cell as cells finish, in any order; it never writes the run's summary files."""
+    """Where cells run (Hydra's Launcher is the model): ``prepare`` checks, before any run
+    folder exists, that the cells can run there; ``run`` yields one CellResult per cell as
+    cells finish, in any order, each computed with ``threads`` BLAS threads; an executor
+    never writes the run's summary files."""
 
     workers: int
+    threads: int
+
+    def prepare(self, experiment: Experiment, cells: list[Cell]) -> None: ...
 
     def run(
         self,
@@ -52,16 +62,22 @@ class Executor(Protocol):
 
 
 def run_cell(
-    experiment: Experiment, cell: Cell, run: RunDir, progress: StepProgress | None = None
+    experiment: Experiment,
+    cell: Cell,
+    run: RunDir,
+    progress: StepProgress | None = None,
+    threads: int = DEFAULT_THREADS,
 ) -> CellResult:
-    """Run one cell; any failure becomes a recorded result, never an exception."""
+    """Run one cell with ``threads`` BLAS threads; any failure becomes a recorded result,
+    never an exception."""
     logger = logging.getLogger(f"kernelnet.experiments.{experiment.name}")
     rng = cell_rng(cell.config.seed, cell.digest)
     context = CellContext(cell, run.cell_files(cell.id), rng, logger)
     if progress is not None:
         context = dataclasses.replace(context, progress=progress.step)
     try:
-        output = experiment.run_cell(cell.config, context)
+        with blas_threads(threads):
+            output = experiment.run_cell(cell.config, context)
     except Diverged as exc:
         log.error("cell %s diverged: %s", cell.id, exc)
         return CellResult(cell, "diverged", [dict(exc.details)], error=str(exc))
@@ -84,6 +100,12 @@ class SerialExecutor:
 
     workers = 1
 
+    def __init__(self, threads: int = DEFAULT_THREADS):
+        self.threads = threads
+
+    def prepare(self, experiment: Experiment, cells: list[Cell]) -> None:
+        return None  # the runner's preflight already ran in this process
+
     def run(
         self,
         experiment: Experiment,
@@ -92,10 +114,21 @@ class SerialExecutor:
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
         for cell in cells:
-            yield run_cell(experiment, cell, run, progress)
+            yield run_cell(experiment, cell, run, progress, self.threads)
 
 
-def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str) -> CellResult:
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the kernel sends SIGTERM when the parent dies (Linux), so no
+    worker outlives a killed run; Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str, threads: int) -> CellResult:
     """In a worker process: log to the run's log.txt (appending) rather than stderr."""
     package_log = logging.getLogger("kernelnet")
     if not package_log.handlers:
@@ -107,14 +140,15 @@ def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str) -> CellR
         )
         package_log.addHandler(handler)
         package_log.setLevel(logging.INFO)
-    return run_cell(experiment, cell, RunDir(Path(run_path)))
+    return run_cell(experiment, cell, RunDir(Path(run_path)), threads=threads)
 
 
 @contextlib.contextmanager
-def _blas_threads(threads: int) -> Iterator[None]:
-    """Set BLAS thread counts in the environment that spawned workers inherit."""
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update({name: str(threads) for name in BLAS_THREAD_VARIABLES})
+def _blas_environment(threads: int) -> Iterator[None]:
+    """BLAS thread counts in the environment that spawned workers start with (so their
+    BLAS never starts more threads than a cell uses)."""
+    saved = {name: os.environ.get(name) for name in blas.THREAD_VARIABLES}
+    os.environ.update(blas.environment_for(threads))
     try:
         yield
     finally:
@@ -125,20 +159,42 @@ def _blas_threads(threads: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-class ProcessExecutor:
-    """Cells in ``workers`` fresh processes, each limited to cores // workers BLAS threads
-    so the pool does not oversubscribe the machine. A worker that dies (killed, out of
-    memory) fails only its own cell: after a crash the unfinished cells are retried one
-    per fresh single-worker pool, which pins the crash on the cell that causes it."""
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: running cells are abandoned (their workers terminated), queued
+    ones cancelled. Used when the run is interrupted."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(OSError):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
-    def __init__(self, workers: int):
+
+class ProcessExecutor:
+    """Cells in ``workers`` fresh processes, each cell with ``threads`` BLAS threads (the
+    same count as every other executor, so results do not depend on where a cell ran).
+    Workers die with their parent. A cell whose worker dies (killed, out of memory) is
+    retried once, alone in a fresh worker, which also pins a crash on the cell that causes
+    it; if that worker dies too, only that cell fails. Interrupted, the pool is stopped at
+    once: finished cells are kept by the runner, running ones are abandoned."""
+
+    def __init__(self, workers: int, threads: int = DEFAULT_THREADS):
         if workers < 1:
             raise ValueError(f"workers must be >= 1 (got {workers})")
         self.workers = workers
-        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.threads = threads
+
+    def prepare(self, experiment: Experiment, cells: list[Cell]) -> None:
+        return None  # workers read the same files as this process
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
+
+    def _submit(self, pool: ProcessPoolExecutor, experiment: Experiment, cell: Cell, run: RunDir):
+        return pool.submit(_worker_run_cell, experiment, cell, str(run.path), self.threads)
 
     def run(
         self,
@@ -148,101 +204,154 @@ class ProcessExecutor:
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
         pending = {cell.index: cell for cell in cells}
-        # Workers are spawned when tasks are submitted and read the BLAS limits then, so
-        # the limits stay in the environment for as long as pools are being used.
-        with _blas_threads(self.threads):
+        # Workers are spawned when tasks are submitted and read the environment then.
+        with _blas_environment(self.threads):
             pool = self._pool(self.workers)
             try:
-                futures = {
-                    pool.submit(_worker_run_cell, experiment, cell, str(run.path)): cell
-                    for cell in cells
-                }
+                futures = {self._submit(pool, experiment, cell, run): cell for cell in cells}
                 for future in as_completed(futures):
                     try:
                         result = future.result()
                     except BrokenProcessPool:
-                        break  # a worker died: isolate the cells still pending
+                        break  # a worker died: retry the cells still pending one by one
                     del pending[futures[future].index]
                     yield result
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:  # interrupted (or the consumer stopped): stop at once
+                _stop(pool)
+                raise
+            pool.shutdown(wait=True, cancel_futures=True)
             for cell in pending.values():
+                log.warning("cell %s: its worker process died; retrying it once, alone", cell.id)
                 yield self._isolated(experiment, cell, run)
 
     def _isolated(self, experiment: Experiment, cell: Cell, run: RunDir) -> CellResult:
         pool = self._pool(1)
         try:
-            return pool.submit(_worker_run_cell, experiment, cell, str(run.path)).result()
+            result = self._submit(pool, experiment, cell, run).result()
         except BrokenProcessPool:
-            log.error("cell %s: its worker process died", cell.id)
-            return _crashed(cell, "worker process died while running this cell")
-        finally:
+            log.error("cell %s: its worker process died again; the cell fails", cell.id)
             pool.shutdown(wait=True, cancel_futures=True)
+            return _crashed(cell, "worker process died while running this cell (twice)")
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
+        return result
 
 
 def make_executor(
-    workers: int = 1, scheduler: str | None = None, scheduler_file: str | None = None
-):
+    workers: int = 1,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    threads: int = DEFAULT_THREADS,
+) -> Executor:
     """Dask when a scheduler is named (argument or DASK_SCHEDULER_ADDRESS), else a process
     pool for more than one worker, else serial."""
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if scheduler or scheduler_file:
-        return DaskExecutor(scheduler, scheduler_file)
-    return SerialExecutor() if workers == 1 else ProcessExecutor(workers)
+        return DaskExecutor(scheduler, scheduler_file, threads=threads)
+    if workers == 1:
+        return SerialExecutor(threads)
+    return ProcessExecutor(workers, threads)
 
 
 def _files_under(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def _dask_run_cell(experiment: Experiment, cell: Cell) -> tuple[CellResult, dict[str, bytes]]:
+def _dask_run_cell(
+    experiment: Experiment, cell: Cell, threads: int
+) -> tuple[CellResult, dict[str, bytes]]:
     """On a Dask worker: run the cell in a scratch folder and send its files back, so the
     client alone writes the real run folder. Data is loaded on the worker from its own
     data folder; no arrays travel in the task graph."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kernelnet-cell-") as scratch:
-        result = run_cell(experiment, cell, RunDir(Path(scratch)))
+        result = run_cell(experiment, cell, RunDir(Path(scratch)), threads=threads)
         return result, _files_under(Path(scratch))
 
 
-def _worker_versions() -> dict[str, str]:
+def _worker_facts(experiment: Experiment, cells: list[Cell]) -> dict[str, str]:
+    """On a Dask worker: its versions, and whether it can load the experiment's data."""
     import kernelnet
 
-    return {"kernelnet": kernelnet.__version__, "numpy": np.__version__}
+    facts = {"kernelnet": kernelnet.__version__, "numpy": np.__version__, "data": "ok"}
+    try:
+        experiment.preflight(cells)
+    except KernelnetError as exc:
+        facts["data"] = str(exc)
+    return facts
+
+
+SCHEDULER_TIMEOUT = "5s"
 
 
 class DaskExecutor:
     """Cells as tasks on an existing Dask distributed cluster (``pip install kernelnet[dask]``).
 
     Connects to ``address`` (tcp://host:port), a ``scheduler_file``, or an existing
-    ``client``; refuses workers whose kernelnet or numpy versions differ from this
-    process's, since results must not depend on where a cell ran."""
+    ``client``. Before any cell is sent, every worker is asked for its kernelnet and numpy
+    versions and to load the experiment's data: a mismatch or missing data is refused,
+    naming the worker, since results must not depend on where a cell ran."""
 
-    def __init__(self, address: str | None = None, scheduler_file: str | None = None, client=None):
+    def __init__(
+        self,
+        address: str | None = None,
+        scheduler_file: str | None = None,
+        client=None,
+        threads: int = DEFAULT_THREADS,
+    ):
+        self.threads = threads
         try:
             from distributed import Client
         except ImportError:
-            raise KernelnetError(
+            raise ConfigError(
                 "Dask execution needs the optional extra: pip install 'kernelnet[dask]'"
             ) from None
+        where = address or scheduler_file
+        if scheduler_file and not Path(scheduler_file).is_file():
+            raise ConfigError(f"--scheduler-file {scheduler_file}: no such file")
+        if address and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", address):
+            raise ConfigError(
+                f"--scheduler {address!r}: not a scheduler address (expected tcp://HOST:PORT)"
+            )
         try:
             self.client = client or Client(
-                address=address, scheduler_file=scheduler_file, set_as_default=False, timeout="10s"
+                address=address,
+                scheduler_file=scheduler_file,
+                set_as_default=False,
+                timeout=SCHEDULER_TIMEOUT,
             )
         except (OSError, TimeoutError, ValueError) as exc:
-            where = address or scheduler_file
             raise ConfigError(f"cannot connect to the Dask scheduler at {where}: {exc}") from None
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
-        self._check_versions()
 
-    def _check_versions(self) -> None:
-        mine = _worker_versions()
-        for worker, theirs in self.client.run(_worker_versions).items():
-            if theirs != mine:
+    def prepare(self, experiment: Experiment, cells: list[Cell]) -> None:
+        """Every worker runs this kernelnet and numpy and can load the data."""
+        import kernelnet
+
+        mine = {"kernelnet": kernelnet.__version__, "numpy": np.__version__}
+        try:
+            facts = self.client.run(_worker_facts, experiment, cells)
+        except Exception as exc:  # e.g. a worker whose kernelnet lacks this code
+            raise ConfigError(
+                f"the Dask workers could not run kernelnet's check ({type(exc).__name__}: "
+                f"{exc}); install this kernelnet on every worker and restart them"
+            ) from None
+        if not facts:
+            raise ConfigError("the Dask cluster has no workers; start some with `dask worker`")
+        for worker, theirs in facts.items():
+            versions = {k: theirs[k] for k in mine}
+            if versions != mine:
                 raise ConfigError(
-                    f"Dask worker {worker} runs {theirs}, this process {mine}; "
+                    f"Dask worker {worker} runs {versions}, this process {mine}; "
                     "install the same kernelnet and numpy on every worker"
+                )
+            if theirs["data"] != "ok":
+                raise ConfigError(
+                    f"Dask worker {worker} cannot load the data: {theirs['data']} "
+                    "(set KERNELNET_DATA on the workers, or install kernelnet's data there)"
                 )
 
     def run(
@@ -254,17 +363,23 @@ class DaskExecutor:
     ) -> Iterator[CellResult]:
         from distributed import as_completed
 
+        submit = self.client.submit
         futures = {
-            self.client.submit(_dask_run_cell, experiment, cell, pure=False): cell for cell in cells
+            submit(_dask_run_cell, experiment, cell, self.threads, pure=False): cell
+            for cell in cells
         }
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                result, files = future.result()
-            except Exception as exc:  # a worker lost mid-cell, or the task raised
-                log.error("cell %s failed on the cluster: %s", cell.id, exc)
-                yield _crashed(cell, f"Dask task failed: {type(exc).__name__}: {exc}")
-                continue
-            for relative, content in files.items():
-                run.write_with(relative, lambda handle, data=content: handle.write(data))
-            yield result
+        try:
+            for future in as_completed(list(futures), loop=self.client.loop):
+                cell = futures[future]
+                try:
+                    result, files = future.result()
+                except Exception as exc:  # a worker lost mid-cell, or the task raised
+                    log.error("cell %s failed on the cluster: %s", cell.id, exc)
+                    yield _crashed(cell, f"Dask task failed: {type(exc).__name__}: {exc}")
+                    continue
+                for relative, content in files.items():
+                    run.write_with(relative, lambda handle, data=content: handle.write(data))
+                yield result
+        except BaseException:
+            self.client.cancel(list(futures))
+            raise

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from kernelnet import cell_store
+from kernelnet import blas, cell_store
 from kernelnet.config import (
     Cell,
     RawConfig,
@@ -210,6 +210,7 @@ def _start(
     run: RunDir,
     cells: list[Cell],
     argv: list[str],
+    threads: int,
 ) -> None:
     """Fill a new run folder: config.yaml first, then grid.json and run.json."""
     run.write_text("config.yaml", dump_config(resolved))
@@ -225,6 +226,8 @@ def _start(
         seed=resolved.get("seed"),
         cells=len(cells),
         pid=os.getpid(),
+        blas_threads_per_cell=threads,
+        blas=blas.library(),
         **environment(),
     )
 
@@ -307,10 +310,11 @@ def execute(
     executor = executor or SerialExecutor()
     cells = expand(experiment.schema, resolved)
     experiment.preflight(cells)
+    executor.prepare(experiment, cells)
     run = resume or RunDir.create(runs_dir, experiment.name)
     with run_lock(run), _log_to(run.file("log.txt")):
         if resume is None:
-            _start(experiment, resolved, run, cells, argv)
+            _start(experiment, resolved, run, cells, argv, executor.threads)
             run.link_latest(runs_dir)
             done: dict[int, CellResult] = {}
         else:

@@ -1,6 +1,5 @@
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -56,7 +55,12 @@ def test_a_worker_killed_mid_cell_fails_only_that_cell(tmp_path):
     outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=ProcessExecutor(2))
     statuses = {r.cell.id: (r.status, r.error) for r in outcome.results}
     assert statuses["mode=ok"][0] == statuses["mode=ok2"][0] == "complete"
-    assert statuses["mode=die"] == ("failed", "worker process died while running this cell")
+    assert statuses["mode=die"] == (
+        "failed",
+        "worker process died while running this cell (twice)",
+    )
+    log = (outcome.run.path / "log.txt").read_text()
+    assert "cell mode=die: its worker process died; retrying it once, alone" in log
     assert statuses["mode=fail"] == ("failed", "asked to fail")
     assert outcome.exit_code == 1
     assert json.loads((outcome.run.path / "run.json").read_text())["status"] == "failed"
@@ -200,11 +204,12 @@ def test_scheduler_option_without_a_cluster_fails_clearly(tmp_path):
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
 
 
-def test_worker_processes_start_with_the_blas_thread_limit(tmp_path, monkeypatch):
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_executor_runs_cells_with_the_runs_blas_threads(tmp_path, threads):
     resolved = resolve(crashing.CrashingConfig, {"cell": {"mode": ["ok", "ok2"]}}, {})
     resolved["experiment"] = "crashing"
-    executor = ProcessExecutor(2)
-    outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=executor)
-    assert [r.row["blas_threads"] for r in outcome.results] == [str(executor.threads)] * 2
-    assert "OPENBLAS_NUM_THREADS" not in os.environ  # restored in this process
+    for executor in (SerialExecutor(threads), ProcessExecutor(2, threads)):
+        outcome = execute(crashing.EXPERIMENT, resolved, tmp_path, [], executor=executor)
+        assert [r.row["blas_threads"] for r in outcome.results] == [threads] * 2
+        manifest = json.loads((outcome.run.path / "run.json").read_text())
+        assert manifest["blas_threads_per_cell"] == threads

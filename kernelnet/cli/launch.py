@@ -113,6 +113,7 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
                 common.workers,
                 common.scheduler,
                 str(common.scheduler_file) if common.scheduler_file else None,
+                common.blas_threads,
             ),
             resume,
             common.force,

@@ -27,6 +27,7 @@ class CommonOptions:
     debug: bool
     dry_run: bool = False
     workers: int = 1
+    blas_threads: int = 1
     resume: Optional[Path] = None
     force: bool = False
     scheduler: Optional[str] = None
@@ -95,7 +96,16 @@ COMMON_PARAMETERS = [
         "--workers",
         "-w",
         min=1,
-        help="Run grid cells in N worker processes (BLAS threads per worker = cores / N).",
+        help="Run grid cells in N worker processes.",
+    ),
+    _option(
+        "blas_threads",
+        int,
+        1,
+        "--blas-threads",
+        min=1,
+        help="BLAS threads each cell uses, the same on every executor so results are "
+        "bit-identical wherever a cell runs (recorded in run.json).",
     ),
     _option(
         "scheduler",

@@ -4,6 +4,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from kernelnet import blas
 from kernelnet.config import param
 from kernelnet.errors import CellFailed
 from kernelnet.experiments.base import CellOutput, Experiment, ExperimentConfig, Report
@@ -31,7 +32,7 @@ def run_cell(config, ctx):
     row = {
         "mode": config.cell.mode,
         "draw": float(ctx.rng.random()),
-        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "blas_threads": blas.current_threads(),  # what the BLAS library really uses
     }
     return CellOutput([row])
 
