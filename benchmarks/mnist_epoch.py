@@ -20,7 +20,7 @@ from kernelnet.experiments import get_experiment
 from kernelnet.experiments.mnist import split_of
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import make_optimizer
-from kernelnet.nn.train import TrainSettings, train
+from kernelnet.nn.trainer import TrainSettings, train_classifier
 from kernelnet.runner import resolve_experiment_config
 
 
@@ -56,17 +56,18 @@ def main(epochs: int = 3) -> None:
         rng = np.random.default_rng(epoch)
         model = MLP.create(d, m.hidden, c, rng, weight_scale=m.weight_scale, dtype=np.float32)
         optimizer = make_optimizer(t.optimizer, lr=t.learning_rate)
-        history = train(
+        history = train_classifier(
             model,
             optimizer,
             X_train,
             y_train,
             X_val,
             y_val,
-            TrainSettings(1, t.batch_size, t.lr_decay, sample),
+            TrainSettings(1, t.batch_size, t.lr_decay),
             rng,
+            sample,
         )
-        seconds.append(history.epochs[0].seconds)
+        seconds.append(history.rows[0]["seconds"])
     rate_after = matmul_rate()
     floor = flops / (max(rate, rate_after) * 1e9)
     best = min(seconds)

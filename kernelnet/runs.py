@@ -122,6 +122,25 @@ CELLS_DIR = "cells"
 PLOTS_DIR = "plots"
 
 
+def _non_finite(value: Any, path: str = "") -> dict[str, str]:
+    """Dotted paths of the non-finite floats in a tree, and what each was."""
+    if isinstance(value, dict):
+        found: dict[str, str] = {}
+        for key, item in value.items():
+            found |= _non_finite(item, f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(value, (list, tuple)):
+        found = {}
+        for index, item in enumerate(value):
+            found |= _non_finite(item, f"{path}[{index}]")
+        return found
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size <= 10_000:
+        return _non_finite(value.tolist(), path)
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return {path: repr(float(value))}
+    return {}
+
+
 class RunDir:
     """One run's folder. Owns its manifest; every write is atomic. Also the one place that
     knows how to read a run back (manifest, grid, metrics, summary)."""
@@ -156,7 +175,13 @@ class RunDir:
         return target
 
     def write_json(self, relative: str, data: Any) -> Path:
-        text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+        """Strict JSON: a non-finite number is written as null, and a mapping gets a
+        ``non_finite_values`` entry saying which values were what (e.g. ``"a.b": "nan"``)."""
+        converted = to_jsonable(data)
+        replaced = _non_finite(data)
+        if replaced and isinstance(converted, dict):
+            converted["non_finite_values"] = replaced
+        text = json.dumps(converted, indent=2, allow_nan=False)
         return self.write_text(relative, text + "\n")
 
     def write_with(self, relative: str, write: Callable[[IO[bytes]], None]) -> Path:

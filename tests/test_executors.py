@@ -213,3 +213,74 @@ def test_every_executor_runs_cells_with_the_runs_blas_threads(tmp_path, threads)
         assert [r.row["blas_threads"] for r in outcome.results] == [threads] * 2
         manifest = json.loads((outcome.run.path / "run.json").read_text())
         assert manifest["blas_threads_per_cell"] == threads
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _start_pool_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
+    """A --workers 2 run whose first cell finishes at once and whose second runs long."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernelnet", "svm-primal", "--epochs", "1,3000000",
+         "--workers", "2", "--runs-dir", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if list(tmp_path.glob("svm-primal/*/cells/epochs=1/result.json")):
+            time.sleep(1.0)  # the long cell is running in its worker
+            return process, _children(process.pid)
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail("the run did not start")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_pool_stops_within_seconds_and_keeps_finished_cells(tmp_path, signum):
+    process, children = _start_pool_run(tmp_path)
+    assert children, "no worker processes"
+    started = time.time()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert time.time() - started < 10
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    folder = next(tmp_path.glob("svm-primal/*"))
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    assert (folder / "cells" / "epochs=1" / "result.json").is_file()
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children)
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    process, children = _start_pool_run(tmp_path)
+    workers = [pid for pid in children if "resource_tracker" not in Path(
+        f"/proc/{pid}/cmdline").read_text(errors="replace")]  # fmt: skip
+    assert workers
+    process.kill()  # SIGKILL: no handler runs in the parent
+    process.wait(timeout=30)
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children), "processes outlived their parent"

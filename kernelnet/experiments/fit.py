@@ -25,6 +25,7 @@ from kernelnet.experiments.base import (
 from kernelnet.nn.branches import BranchSumNet
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import Adam
+from kernelnet.nn.trainer import Trainer, TrainSettings
 from kernelnet.tables import Table
 
 if TYPE_CHECKING:
@@ -102,10 +103,22 @@ def run_cell(config: FitConfig, ctx: CellContext) -> CellOutput:
     x_test = np.linspace(-3, 3, 400)[:, None]
     y_test = TARGETS[f.target](x_test)
     net = build(f.architecture, f.activation, ctx.rng)
-    optimizer = Adam(lr=f.learning_rate)
-    for _ in range(f.steps):  # full batch
-        _, grads = net.loss(x_train, y_train)
-        optimizer.step(net.params, grads)
+    full_batch = TrainSettings(
+        epochs=f.steps,
+        batch_size=f.train_points,
+        keep_best=False,
+        checkpoint_every=0,
+        log_epochs=False,
+        shuffle=False,
+    )
+    Trainer(
+        net,
+        Adam(lr=f.learning_rate),
+        lambda batch: net.loss(x_train[batch], y_train[batch]),
+        f.train_points,
+        full_batch,
+        ctx.rng,
+    ).fit()
     train_mse = float(np.mean((net.scores(x_train) - y_train) ** 2))
     prediction = net.scores(x_test)
     line = np.polyval(np.polyfit(x_train[:, 0], y_train[:, 0], 1), x_train[:, 0])

@@ -24,7 +24,7 @@ from kernelnet.experiments.base import (
 from kernelnet.nn.layers import ACTIVATIONS
 from kernelnet.nn.models import INITS, MLP
 from kernelnet.nn.optim import OPTIMIZERS, make_optimizer
-from kernelnet.nn.train import TrainSettings, train
+from kernelnet.nn.trainer import TrainSettings, discard_checkpoint, train_classifier
 from kernelnet.tables import Table, number, percent
 
 if TYPE_CHECKING:
@@ -106,45 +106,36 @@ def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
     optimizer = make_optimizer(
         t.optimizer, lr=t.learning_rate, momentum=t.momentum, beta1=t.beta1, beta2=t.beta2
     )
-    settings = TrainSettings(
-        t.epochs, t.batch_size, t.lr_decay, t.train_accuracy_sample, t.patience, t.keep_best
-    )
+    settings = TrainSettings(t.epochs, t.batch_size, t.lr_decay, t.patience, t.keep_best)
 
     def on_step(epoch: int, step: int, steps: int) -> None:
         if step % 50 == 0 or step == steps:
             ctx.progress(step, steps, f"epoch {epoch}/{t.epochs}")
 
-    history = train(model, optimizer, X_train, y_train, X_val, y_val, settings, ctx.rng, on_step)
-    for record in history.epochs:
-        ctx.log.info(
-            "epoch %d: loss %.4f, train %.4f, val %.4f, lr %.3g, %.2f s",
-            record.epoch,
-            record.loss,
-            record.train_accuracy,
-            record.val_accuracy,
-            record.lr,
-            record.seconds,
-        )
+    history = train_classifier(
+        model,
+        optimizer,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        settings,
+        ctx.rng,
+        t.train_accuracy_sample,
+        on_step=on_step,
+        checkpoints=ctx.files,
+        fingerprint=ctx.cell.digest,
+    )
     predictions = model.predict(X_test)
     running = {f"running_mean{i}": s.mean for i, s in model.running.items()}
     running |= {f"running_var{i}": s.var for i, s in model.running.items()}
     ctx.files.save_params("model", json_too=False, **model.params, **running)
-    rows = [
-        {
-            "epoch": r.epoch,
-            "loss": r.loss,
-            "train_accuracy": r.train_accuracy,
-            "val_accuracy": r.val_accuracy,
-            "lr": r.lr,
-            "seconds": r.seconds,
-        }
-        for r in history.epochs
-    ]
+    rows = history.rows
     wrong = np.flatnonzero(predictions != y_test)[:40]  # only these images are plotted
     artifacts = {
         "iteration_loss": np.asarray(history.iteration_loss),
         "best_epoch": history.best_epoch,
-        "best_val_accuracy": history.best_val_accuracy,
+        "best_val_accuracy": history.best_value,
         "stopped_early": history.stopped_early,
         "confusion": confusion_counts(y_test, predictions, 10),
         "misclassified_images": X_test[wrong],
@@ -153,6 +144,7 @@ def run_cell(config: MnistConfig, ctx: CellContext) -> CellOutput:
         "W1": model.params["W1"],
         "test_accuracy": float((predictions == y_test).mean()),
     }
+    discard_checkpoint(ctx.files)
     return CellOutput(rows, artifacts)
 
 

@@ -26,7 +26,7 @@ from kernelnet.experiments.base import (
 )
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import OPTIMIZERS, Adam, Nesterov, make_optimizer
-from kernelnet.nn.train import TrainSettings, train
+from kernelnet.nn.trainer import TrainSettings, discard_checkpoint, train_classifier
 from kernelnet.tables import Table, percent
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
     data = mnist_split(m.train_size, m.val_size, test=1, dtype=np.float32)
     model = MLP.create(784, [100], 10, ctx.rng, init="he")
     lr = m.adaptive_lr if o.name in ADAPTIVE else m.sgd_lr
-    history = train(
+    history = train_classifier(
         model,
         make_optimizer(o.name, lr=lr, momentum=o.momentum),
         data.X_train,
@@ -170,15 +170,18 @@ def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
         data.y_val,
         TrainSettings(epochs=m.epochs, batch_size=100, keep_best=False),
         ctx.rng,
+        checkpoints=ctx.files,
+        fingerprint=ctx.cell.digest,
     )
+    discard_checkpoint(ctx.files)
     rows.append(
         {
             "problem": "mnist-mlp",
             "optimizer": o.name,
             "steps": len(history.iteration_loss),
-            "final_loss": history.epochs[-1].loss,
+            "final_loss": history.rows[-1]["loss"],
             "distance_to_minimum": None,
-            "val_accuracy": history.epochs[-1].val_accuracy,
+            "val_accuracy": history.rows[-1]["val_accuracy"],
         }
     )
     return CellOutput(rows, {"paths": paths, "mnist_loss": np.array(history.iteration_loss)})

@@ -13,7 +13,6 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import Cell, param
 from kernelnet.data.mnist import load_mnist, mnist_split
-from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -25,6 +24,7 @@ from kernelnet.experiments.base import (
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import Adam
 from kernelnet.nn.similarity import cosine_backward, cosine_forward, cosine_loss
+from kernelnet.nn.trainer import Trainer, TrainSettings, discard_checkpoint
 from kernelnet.tables import Table, percent
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def evaluate(tower: MLP, X, pairs) -> dict[str, float]:
     first, second, y = pairs
     cos, _ = cosine_forward(tower.scores(X[first]), tower.scores(X[second]))
     return {
-        "loss": cosine_loss(cos, y)[0],
+        "test_loss": cosine_loss(cos, y)[0],
         "pair_accuracy": float(((cos > 0) == (y > 0)).mean()),
         "cos_same": float(cos[y > 0].mean()),
         "cos_different": float(cos[y < 0].mean()),
@@ -96,21 +96,25 @@ def run_cell(config: SiameseConfig, ctx: CellContext) -> CellOutput:
     train_pairs = make_pairs(data.y_train, s.train_pairs, ctx.rng)
     test_pairs = make_pairs(data.y_test, s.test_pairs, ctx.rng)
     tower = MLP.create(784, s.hidden, s.embedding, ctx.rng, init="he", dtype=np.float64)
-    optimizer = Adam(lr=s.learning_rate)
-    rows = [{"epoch": 0, **evaluate(tower, X_test, test_pairs)}]
     first, second, y = train_pairs
-    for epoch in range(1, s.epochs + 1):
-        order = ctx.rng.permutation(len(y))
-        for start in range(0, len(y), s.batch_size):
-            batch = order[start : start + s.batch_size]
-            loss, grads = pair_step(tower, X[first[batch]], X[second[batch]], y[batch])
-            if not np.isfinite(loss):
-                raise Diverged(
-                    f"loss became {loss} at epoch {epoch}; try a lower learning rate",
-                    {"epoch": epoch, "lr": s.learning_rate},
-                )
-            optimizer.step(tower.params, grads)
-        rows.append({"epoch": epoch, **evaluate(tower, X_test, test_pairs)})
+
+    def loss_and_grads(batch: np.ndarray):
+        return pair_step(tower, X[first[batch]], X[second[batch]], y[batch])
+
+    trainer = Trainer(
+        tower,
+        Adam(lr=s.learning_rate),
+        loss_and_grads,
+        len(y),
+        TrainSettings(epochs=s.epochs, batch_size=s.batch_size, keep_best=False),
+        ctx.rng,
+        lambda: evaluate(tower, X_test, test_pairs),
+        checkpoints=ctx.files,
+        fingerprint=ctx.cell.digest,
+    )
+    untrained = {"epoch": 0, **evaluate(tower, X_test, test_pairs)}
+    rows = [untrained, *trainer.fit().rows]
+    discard_checkpoint(ctx.files)
     cos, _ = cosine_forward(
         tower.scores(X_test[test_pairs[0]]), tower.scores(X_test[test_pairs[1]])
     )
@@ -124,11 +128,19 @@ def report(ctx: ReportContext) -> Report:
         tables.append(
             Table(
                 f"Siamese cosine loss on MNIST test pairs{label}",
-                ["epoch", "loss", "pair acc %", "mean cos (same)", "mean cos (different)"],
+                [
+                    "epoch",
+                    "train loss",
+                    "test loss",
+                    "pair acc %",
+                    "mean cos (same)",
+                    "mean cos (different)",
+                ],
                 [
                     [
                         str(r["epoch"]),
-                        f"{r['loss']:+.4f}",
+                        f"{r['loss']:+.4f}" if "loss" in r else "—",
+                        f"{r['test_loss']:+.4f}",
                         percent(r["pair_accuracy"]),
                         f"{r['cos_same']:+.3f}",
                         f"{r['cos_different']:+.3f}",
@@ -150,7 +162,7 @@ def report(ctx: ReportContext) -> Report:
         last = result.rows[-1]
         cell_summary = {
             "pair_accuracy": last["pair_accuracy"],
-            "final_loss": last["loss"],
+            "final_loss": last["test_loss"],
             "initial_pair_accuracy": result.rows[0]["pair_accuracy"],
         }
         if ctx.many:
@@ -169,7 +181,7 @@ def siamese_panels(rows: list[dict], cos: np.ndarray, y: np.ndarray) -> Figure:
     figure = plotting.figure((11, 3.8))
     left, right = figure.subplots(1, 2)
     epochs = [r["epoch"] for r in rows]
-    left.plot(epochs, [r["loss"] for r in rows], "o-", color="#333333", label="loss -y cos")
+    left.plot(epochs, [r["test_loss"] for r in rows], "o-", color="#333333", label="loss -y cos")
     twin = left.twinx()
     twin.plot(
         epochs,

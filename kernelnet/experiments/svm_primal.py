@@ -11,6 +11,7 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import format_value, param
 from kernelnet.data.registry import BINARY_DATASETS, load_binary
+from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -23,6 +24,7 @@ from kernelnet.experiments.base import (
     group_cells,
     verify_datasets,
 )
+from kernelnet.nn.trainer import EXPLODE_FACTOR
 from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent, predict
 from kernelnet.tables import Table, number, percent
 
@@ -72,22 +74,40 @@ def _accuracy_path(fit, X, y) -> np.ndarray:
     return (np.where(scores > 0, 1.0, -1.0) == y[:, None]).mean(axis=0)
 
 
+def check_divergence(objective: np.ndarray, learning_rate: float) -> None:
+    """Diverged if E(w, b) becomes non-finite or exceeds EXPLODE_FACTOR times its value at
+    the start (w = 0, b = 0), naming the first such epoch (the trainer's rule)."""
+    bound = EXPLODE_FACTOR * max(1.0, float(objective[0]))
+    bad = np.flatnonzero(~np.isfinite(objective) | (objective > bound))
+    if bad.size:
+        epoch, value = int(bad[0]), float(objective[bad[0]])
+        what = f"became {value}" if not np.isfinite(value) else f"exploded to {value:.3g}"
+        raise Diverged(
+            f"the objective {what} at epoch {epoch} with learning rate {learning_rate:g}; "
+            "try a lower learning rate",
+            {"epoch": epoch, "lr": learning_rate, "objective": value},
+        )
+
+
 def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
     split = load_binary(config.data.dataset)
     svm = config.svm
     costs = svm.C * np.where(split.y_train > 0, svm.positive_weight, svm.negative_weight)
-    fit = fit_gradient_descent(
-        split.X_train,
-        split.y_train,
-        costs,
-        svm.learning_rate,
-        svm.epochs,
-        batch_size=None if svm.method == "batch" else svm.batch_size,
-        schedule=svm.schedule,
-        decay=svm.decay,
-        rng=ctx.rng,
-    )
-    objective = _objective_path(fit, split.X_train, split.y_train, costs)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+        fit = fit_gradient_descent(
+            split.X_train,
+            split.y_train,
+            costs,
+            svm.learning_rate,
+            svm.epochs,
+            batch_size=None if svm.method == "batch" else svm.batch_size,
+            schedule=svm.schedule,
+            decay=svm.decay,
+            rng=ctx.rng,
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        objective = _objective_path(fit, split.X_train, split.y_train, costs)
+    check_divergence(objective, svm.learning_rate)
     row = {
         "epochs": svm.epochs,
         "train_accuracy": float((predict(fit.w, fit.b, split.X_train) == split.y_train).mean()),

@@ -77,5 +77,12 @@ class BranchSumNet:
                 )
         return loss, grads
 
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for name in self.params:
+            self.params[name][...] = state[name]
+
     def scores(self, X: np.ndarray) -> np.ndarray:
         return self.forward(X)[0]

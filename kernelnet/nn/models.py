@@ -73,6 +73,22 @@ class MLP:
                 model.params[f"b{index}"] = np.zeros(fan_out, dtype=dtype)
         return model
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Parameters and batch-norm running statistics: what a checkpoint or keep-best holds."""
+        state = {k: v.copy() for k, v in self.params.items()}
+        for index, stats in self.running.items():
+            state[f"running_mean{index}"] = stats.mean.copy()
+            state[f"running_var{index}"] = stats.var.copy()
+        return state
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for name in self.params:
+            self.params[name][...] = state[name]
+        for index in self.running:
+            self.running[index] = RunningStats(
+                state[f"running_mean{index}"].copy(), state[f"running_var{index}"].copy()
+            )
+
     @property
     def n_layers(self) -> int:
         return len(self.hidden) + 1

@@ -129,6 +129,31 @@ OPTIMIZERS = {
 }
 
 
+def optimizer_state(optimizer) -> tuple[dict[str, float], Params]:
+    """(hyperparameters, per-parameter state arrays ``"<slot>/<param>"``): everything a
+    checkpoint needs to continue exactly (the decayed lr included)."""
+    hyper, arrays = {}, {}
+    for name in optimizer.__dataclass_fields__:
+        value = getattr(optimizer, name)
+        if not name.startswith("_"):
+            hyper[name] = float(value)
+        elif name != "_scratch":  # scratch is a reused buffer, not state
+            arrays |= {f"{name}/{param}": np.asarray(v) for param, v in value.items()}
+    return hyper, arrays
+
+
+def load_optimizer_state(optimizer, hyper: dict[str, float], arrays: Params) -> None:
+    """Inverse of :func:`optimizer_state` (step counts come back as ints)."""
+    for name, value in hyper.items():
+        setattr(optimizer, name, float(value))
+    for name in optimizer.__dataclass_fields__:
+        if name.startswith("_") and name != "_scratch":
+            slot = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == name}
+            if name == "_t":
+                slot = {k: int(v) for k, v in slot.items()}
+            setattr(optimizer, name, slot)
+
+
 def make_optimizer(name: str, **hyper: float):
     """Build an optimizer by name, passing only the hyperparameters it takes."""
     if name not in OPTIMIZERS:

@@ -67,6 +67,6 @@ def test_training_improves_pair_accuracy(tmp_path):
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1", "2", "3"]
     assert float(rows[-1]["pair_accuracy"]) > float(rows[0]["pair_accuracy"]) + 0.1
-    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert float(rows[-1]["test_loss"]) < float(rows[0]["test_loss"])
     assert float(rows[-1]["cos_same"]) > float(rows[-1]["cos_different"]) + 0.3
     assert (folder / "plots" / "single" / "siamese.png").is_file()
