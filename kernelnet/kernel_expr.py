@@ -18,6 +18,7 @@ evaluates to a Gram matrix ``K`` (n, m) for points ``X`` (n, d) and ``Y`` (m, d)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+MAX_TOKENS = 200  # a construction is a formula, not a program
+MAX_DEPTH = 20  # nested parentheses, functions and signs
+KERNEL_PARAM_BOUND = 1e6  # |gamma| and |coef0|
+MAX_DEGREE = 50
+
+
 def kernel_from_call(text: str) -> tuple[str, dict[str, float]]:
     """``"rbf(gamma=0.5)"`` -> ``("rbf", {"gamma": 0.5})``, or a bare name."""
     match = re.fullmatch(r"\s*(\w+)\s*(?:\((.*)\))?\s*", text)
@@ -88,6 +95,14 @@ def kernel_from_call(text: str) -> tuple[str, dict[str, float]]:
             raise ExpressionError(f"{text!r}: expected key=number, got {item!r}") from None
         if not eq:
             raise ExpressionError(f"{text!r}: expected key=number, got {item!r}")
+    for key, value in params.items():
+        if not math.isfinite(value) or abs(value) > KERNEL_PARAM_BOUND:
+            raise ExpressionError(
+                f"{text!r}: {key} must be finite and within ±{KERNEL_PARAM_BOUND:g}"
+            )
+    degree = params.get("degree")
+    if degree is not None and (not float(degree).is_integer() or not 0 <= degree <= MAX_DEGREE):
+        raise ExpressionError(f"{text!r}: degree must be an integer from 0 to {MAX_DEGREE}")
     try:
         make_kernel(match.group(1), **params)
     except (TypeError, ValueError) as exc:
@@ -103,9 +118,23 @@ class _Parser:
         self.text, self.env = text, env
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+        if len(self.tokens) > MAX_TOKENS:
+            raise self.fail(f"longer than {MAX_TOKENS} tokens")
+
+    def nested(self, build: Callable[[], Node]) -> Node:
+        """Parse one nested level (parentheses, a function, a sign), bounded in depth."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nested deeper than {MAX_DEPTH} levels")
+        try:
+            return build()
+        finally:
+            self.depth -= 1
 
     def fail(self, message: str) -> ExpressionError:
-        return ExpressionError(f"{self.text!r}: {message}")
+        shown = self.text if len(self.text) <= 60 else self.text[:50] + "…"
+        return ExpressionError(f"{shown!r}: {message}")
 
     def peek(self, offset: int = 0) -> str | None:
         j = self.i + offset
@@ -160,7 +189,7 @@ class _Parser:
     def unary(self) -> Node:
         if self.peek() == "-":
             self.take()
-            inner = self.unary()
+            inner = self.nested(self.unary)
             return Node(f"-{inner.text}", lambda X, Y, n=inner: -n(X, Y), inner.bases)
         return self.atom()
 
@@ -170,7 +199,7 @@ class _Parser:
     def atom(self) -> Node:
         token = self.take()
         if token == "(":
-            inner = self.expr()
+            inner = self.nested(self.expr)
             self.take(")")
             return Node(f"({inner.text})", inner.gram, inner.bases)
         if re.fullmatch(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?", token):
@@ -216,7 +245,7 @@ class _Parser:
 
     def function_of_kernel(self, name: str) -> Node:
         self.take("(")
-        inner = self.expr()
+        inner = self.nested(self.expr)
         self.take(")")
         if name == "exp":
             return Node(f"exp({inner.text})", lambda X, Y, n=inner: np.exp(n(X, Y)), inner.bases)

@@ -38,7 +38,7 @@ from kernelnet.config import (
     format_value,
     resolve,
 )
-from kernelnet.config.sweep import sweep_axes
+from kernelnet.config.sweep import MAX_CELLS, sweep_axes
 from kernelnet.errors import ConfigError
 from kernelnet.executors import Executor, SerialExecutor
 from kernelnet.experiments.base import CellResult, Experiment, ReportContext
@@ -303,12 +303,13 @@ def execute(
     executor: Executor | None = None,
     resume: RunDir | None = None,
     force: bool = False,
+    max_cells: int = MAX_CELLS,
 ) -> RunOutcome:
     """Run every cell of a resolved config (the missing or failed ones when resuming,
     which ``force`` allows across code versions); see the module docstring."""
     argv = list(sys.argv if argv is None else argv)
     executor = executor or SerialExecutor()
-    cells = expand(experiment.schema, resolved)
+    cells = expand(experiment.schema, resolved, max_cells)
     experiment.preflight(cells)
     executor.prepare(experiment, cells)
     run = resume or RunDir.create(runs_dir, experiment.name)

@@ -86,8 +86,8 @@ def build_config(
     return resolve_experiment_config(experiment, raw)
 
 
-def print_cells(experiment: Experiment, resolved: dict) -> None:
-    cells = expand(experiment.schema, resolved)
+def print_cells(experiment: Experiment, resolved: dict, max_cells: int) -> None:
+    cells = expand(experiment.schema, resolved, max_cells)
     table = Table(
         f"{experiment.name}: {len(cells)} cell(s)",
         ["#", "cell id"],
@@ -117,6 +117,7 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
             ),
             resume,
             common.force,
+            common.max_cells,
         )
     if outcome.report_error:
         stderr_console().print(
@@ -153,7 +154,7 @@ def resume_config_path(run_path: Path) -> tuple[str, Path]:
 def preview(experiment: Experiment, resolved: dict, common: CommonOptions) -> bool:
     """--dry-run lists the cells, --print-config the resolved config; True if either did."""
     if common.dry_run:
-        print_cells(experiment, resolved)
+        print_cells(experiment, resolved, common.max_cells)
     elif common.print_config:
         sys.stdout.write(dump_config(resolved))
     return common.dry_run or common.print_config

@@ -28,6 +28,7 @@ class CommonOptions:
     dry_run: bool = False
     workers: int = 1
     blas_threads: int = 1
+    max_cells: int = 10_000
     resume: Optional[Path] = None
     force: bool = False
     scheduler: Optional[str] = None
@@ -106,6 +107,14 @@ COMMON_PARAMETERS = [
         min=1,
         help="BLAS threads each cell uses, the same on every executor so results are "
         "bit-identical wherever a cell runs (recorded in run.json).",
+    ),
+    _option(
+        "max_cells",
+        int,
+        10_000,
+        "--max-cells",
+        min=1,
+        help="The largest grid to run (or list with --dry-run); a bigger sweep is refused.",
     ),
     _option(
         "scheduler",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import yaml
 from kernelnet.config.overrides import apply_override, parse_override
 from kernelnet.config.schema import param, resolve
 from kernelnet.config.sweep import Cell, expand, format_value
-from kernelnet.config.yaml_loader import Location, config_error, load_yaml
+from kernelnet.config.yaml_loader import MAX_TEXT, Location, config_error, load_yaml
 
 __all__ = [
     "Cell",
@@ -55,11 +57,24 @@ class RawConfig:
 def read_config_file(path: Path) -> RawConfig:
     """Read and strictly parse a config file; it must hold a mapping."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise config_error(None, "", f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise config_error(None, "", f"cannot read config file {path}: {exc}") from None
+    except OSError as exc:
+        raise config_error(None, "", f"cannot read config file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block, a directory cannot be read
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise config_error(None, "", f"config file {path} is {kind}")
+    if info.st_size > MAX_TEXT:
+        raise config_error(None, "", f"config file {path} is larger than {MAX_TEXT:,} bytes")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise config_error(None, "", f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise config_error(None, "", f"cannot read config file {path}: {exc.strerror}") from None
+    if "\x00" in text:
+        raise config_error(None, "", f"config file {path} is binary, not YAML text")
     values, locations = load_yaml(text, str(path))
     if not isinstance(values, dict):
         got = "an empty file" if values is None else f"a {type(values).__name__}"

@@ -13,7 +13,8 @@ from kernelnet.config.yaml_loader import Location, config_error, load_yaml
 
 def parse_override(item: str, source: str = "--set") -> tuple[str, Any, Location]:
     """``"svm.C=0.1,1"`` -> ``("svm.C", [0.1, 1], Location("--set svm.C=0.1,1"))``."""
-    where = Location(f"{source} {item}")
+    shown = item if len(item) <= 80 else f"{item[:60]}… ({len(item):,} characters)"
+    where = Location(f"{source} {shown}")
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):

@@ -21,6 +21,7 @@ from typing import Any
 from kernelnet.config.yaml_loader import Location, config_error
 
 _NO_DEFAULT = dataclasses.MISSING
+MAX_INT = 10**9  # the bound of an integer setting that declares none (epochs=1e300 is a typo)
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,15 @@ def _check_number(value: Any, kind: type, spec: Spec) -> tuple[Any, str | None]:
         if isinstance(value, float) and not value.is_integer():
             return value, f"must be an integer (got {_show(value)})"
         converted: Any = int(value)
+        if spec.le is None and spec.lt is None and converted > MAX_INT:
+            return value, f"must be <= {MAX_INT:,} (got {_show(value)})"
     else:
-        if not math.isfinite(value):
+        try:
+            converted = float(value)
+        except OverflowError:
+            return value, f"is too large to represent (got a {len(str(value))}-digit number)"
+        if not math.isfinite(converted):
             return value, f"must be finite (got {_show(value)})"
-        converted = float(value)
     for bound, ok, symbol in [
         (spec.gt, lambda b: converted > b, ">"),
         (spec.ge, lambda b: converted >= b, ">="),

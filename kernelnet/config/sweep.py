@@ -15,11 +15,13 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from kernelnet.config.schema import field_types, is_sweep, spec_of
+from kernelnet.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Axis:
     values: tuple[Any, ...]
 
 
+MAX_CELLS = 10_000  # the largest grid run without --max-cells
 SINGLE_CELL_ID = "single"  # the id of the one cell of a config that sweeps nothing
 _SAFE = re.compile(r"[A-Za-z0-9._+-]+")
 _MAX_VALUE_TEXT = 40
@@ -146,9 +149,17 @@ def _copy_tree(tree: dict[str, Any]) -> dict[str, Any]:
     return {k: _copy_tree(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
 
-def expand(schema: type, resolved: dict[str, Any]) -> list[Cell]:
-    """All cells of the grid a resolved config describes (one cell when nothing is swept)."""
+def expand(schema: type, resolved: dict[str, Any], max_cells: int = MAX_CELLS) -> list[Cell]:
+    """All cells of the grid a resolved config describes (one cell when nothing is swept).
+    The grid's size is computed first: above ``max_cells`` it is a config error."""
     axes = sweep_axes(schema, resolved)
+    size = math.prod(len(a.values) for a in axes)
+    if size > max_cells:
+        shape = " x ".join(f"{len(a.values)} {a.path}" for a in axes)
+        raise ConfigError(
+            f"the grid has {size:,} cells ({shape}), above the cap of {max_cells:,}; "
+            "sweep fewer values, or raise the cap with --max-cells N"
+        )
     cells = []
     for index, combo in enumerate(itertools.product(*(a.values for a in axes))):
         values = _copy_tree(resolved)

@@ -50,10 +50,39 @@ _BOOL, _INT, _FLOAT, _NULL, _STR = (_TAG + t for t in ("bool", "int", "float", "
 _AMBIGUOUS_BOOLEANS = {"yes", "no", "on", "off"}
 
 
+MAX_TEXT = 1_000_000  # characters in one config or --set item
+MAX_DEPTH = 32  # sections nested deeper than this are refused
+MAX_SCALAR = 10_000  # characters in one value
+MAX_DIGITS = 40  # digits in one number (a 400-digit number is not a setting)
+
+
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema resolvers (no yes/no/on/off booleans)."""
+    """SafeLoader with YAML 1.2 core-schema resolvers (no yes/no/on/off booleans) that
+    refuses aliases (``*name``: configs never need them, and they make 400-byte files that
+    expand to gigabytes or refer to themselves) and nesting deeper than MAX_DEPTH, while
+    composing, before anything is expanded."""
 
     yaml_implicit_resolvers: dict = {}
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed in a config; write the value out",
+                event.start_mark,
+            )
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
 
 
 for _tag, _pattern, _first in [
@@ -82,6 +111,10 @@ def _location(node: yaml.Node, source: str) -> Location:
 def _scalar(node: yaml.ScalarNode, path: str, source: str) -> Any:
     value, tag = node.value, node.tag
     where = _location(node, source)
+    if len(value) > MAX_SCALAR:
+        raise config_error(where, path, f"value longer than {MAX_SCALAR} characters")
+    if tag in (_INT, _FLOAT) and sum(c.isdigit() for c in value) > MAX_DIGITS:
+        raise config_error(where, path, f"number with more than {MAX_DIGITS} digits")
     if tag == _STR:
         if node.style is None and value.lower() in _AMBIGUOUS_BOOLEANS:
             raise config_error(where, path, f"{value!r} is ambiguous: use true/false or quote it")
@@ -142,6 +175,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, Location]]:
     Returns ``(value, locations)`` where ``locations`` maps dotted paths to positions.
     Raises :class:`ConfigError` with ``source:line:col`` for any problem.
     """
+    if len(text) > MAX_TEXT:
+        raise config_error(Location(source), "", f"longer than {MAX_TEXT:,} characters")
     loader = StrictLoader(text)
     try:
         node = loader.get_single_node()

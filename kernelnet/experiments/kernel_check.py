@@ -16,7 +16,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.errors import ConfigError
+from kernelnet.errors import CellFailed, ConfigError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -101,7 +101,19 @@ def _environment(config: KernelCheckConfig) -> dict:
 def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
     c = config.check
     kernel = parse(c.construction, _environment(config))
-    verdict = check_mercer(kernel, ctx.rng, c.trials, c.dims, c.sizes, c.distribution, c.scale)
+    with np.errstate(all="ignore"):  # overflow is reported below, as a failed cell
+        try:
+            verdict = check_mercer(
+                kernel, ctx.rng, c.trials, c.dims, c.sizes, c.distribution, c.scale
+            )
+            probe = sample_points(ctx.shared_rng("probe points"), 25, 2, c.distribution, c.scale)
+            gram = kernel(probe)
+            spectrum = np.sort(np.linalg.eigvalsh((gram + gram.T) / 2))[::-1]
+        except np.linalg.LinAlgError:
+            raise CellFailed(
+                f"{c.construction}: its Gram matrices are not finite (values beyond float64); "
+                "no verdict can be computed"
+            ) from None
     row = {
         "construction": c.construction,
         "base_kernels": "; ".join(dict.fromkeys(kernel.bases)),
@@ -122,10 +134,6 @@ def run_cell(config: KernelCheckConfig, ctx: CellContext) -> CellOutput:
             "quadratic_form": c_ex.quadratic_form,
         }
         ctx.files.write_json("counterexample.json", example)
-    # one fixed point set for every construction, so their spectra can be compared
-    probe = sample_points(ctx.shared_rng("probe points"), 25, 2, c.distribution, c.scale)
-    gram = kernel(probe)
-    spectrum = np.sort(np.linalg.eigvalsh((gram + gram.T) / 2))[::-1]
     return CellOutput([row], {"counterexample": example, "spectrum": spectrum})
 
 
