@@ -315,12 +315,24 @@ def execute(
     run = resume or RunDir.create(runs_dir, experiment.name)
     with run_lock(run), _log_to(run.file("log.txt")):
         if resume is None:
-            _start(experiment, resolved, run, cells, argv, executor.threads)
+            try:
+                _start(experiment, resolved, run, cells, argv, executor.threads)
+                run.publish()
+            except OSError as exc:
+                run.discard()
+                raise RunFolderError(
+                    f"{runs_dir}: cannot write a run folder ({_why(exc)})"
+                ) from None
             run.link_latest(runs_dir)
             done: dict[int, CellResult] = {}
         else:
             done = _reopen(experiment, resolved, run, cells, argv, force)
         return _run_cells(experiment, resolved, run, cells, done, executor, progress)
+
+
+def _why(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def _run_cells(
@@ -357,6 +369,15 @@ def _run_cells(
             _finish(run, "interrupted", started)
             log.error("run interrupted after %d of %d cell(s)", len(results), len(cells))
             raise
+        except OSError as exc:  # a full or read-only disk: say so, mark the run if we can
+            log.error("run failed: cannot write the run folder", exc_info=True)
+            with contextlib.suppress(OSError):
+                _finish(run, "failed", started)
+            raise RunFolderError(
+                f"{run.path}: cannot write the run folder ({_why(exc)}); the run is marked "
+                f"failed where that could be written, and {len(results)} finished cell(s) "
+                "are kept"
+            ) from None
         except BaseException:
             log.error("run failed", exc_info=True)
             _finish(run, "failed", started)

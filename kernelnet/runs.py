@@ -12,9 +12,11 @@ import contextlib
 import csv
 import fcntl
 import json
+import logging
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +40,7 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()
 
 LATEST = "latest"
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -148,23 +151,52 @@ class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.manifest: dict[str, Any] = {}
+        self.final_path: Path | None = None  # set by create() until publish()
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
     @classmethod
     def create(cls, runs_dir: Path, experiment: str) -> RunDir:
-        """Make a fresh folder ``<runs_dir>/<experiment>/<stamp>-<4 hex>``."""
+        """Make a fresh, still hidden folder for ``<runs_dir>/<experiment>/<stamp>-<4 hex>``:
+        it is filled under a temporary name and :meth:`publish` renames it, so a run folder
+        is never visible without its run.json. A runs dir that cannot hold it is a
+        RunFolderError naming it."""
+        if not str(runs_dir).strip():
+            raise RunFolderError("--runs-dir must not be empty")
         parent = Path(runs_dir) / experiment
-        parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = parent / f"{stamp}-{secrets.token_hex(2)}"
-            try:
-                path.mkdir(exist_ok=False)
-            except FileExistsError:
-                continue
-            return cls(path)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                name = f"{stamp}-{secrets.token_hex(2)}"
+                path = parent / f".{name}.partial"
+                try:
+                    path.mkdir(exist_ok=False)
+                except FileExistsError:
+                    continue
+                if not (parent / name).exists():
+                    run = cls(path)
+                    run.final_path = parent / name
+                    return run
+                path.rmdir()
+        except OSError as exc:
+            raise RunFolderError(
+                f"--runs-dir {runs_dir}: cannot create a run folder there ({exc.strerror or exc})"
+            ) from None
+
+    def publish(self) -> None:
+        """Give a folder made by :meth:`create` its real name (atomic rename)."""
+        final = self.final_path
+        if final is not None and final != self.path:
+            os.rename(self.path, final)  # fails rather than merging into an existing folder
+            self.path = final
+            _fsync_dir(final.parent)
+
+    def discard(self) -> None:
+        """Remove a folder that was never published (its creation failed half way)."""
+        if self.final_path is not None and self.path != self.final_path:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def file(self, relative: str) -> Path:
         return self.path / relative
@@ -239,12 +271,21 @@ class RunDir:
             raise RunFolderError(f"{path}: unreadable ({exc})") from None
 
     def link_latest(self, runs_dir: Path) -> None:
-        """Point ``<runs_dir>/latest`` at this folder (atomically replaced, relative)."""
+        """Point ``<runs_dir>/latest`` at this folder (atomically replaced, relative). A
+        ``latest`` that is not a symlink is left alone, with a warning: it is not ours."""
         link = Path(runs_dir) / LATEST
+        if link.exists() and not link.is_symlink():
+            log.warning("%s is not a symlink; left as it is (remove it to get 'latest')", link)
+            return
         target = os.path.relpath(self.path, link.parent)
         tmp = link.parent / f".{LATEST}.{secrets.token_hex(4)}"
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        try:
+            os.symlink(target, tmp)
+            os.replace(tmp, link)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            log.warning("could not point %s at the new run: %s", link, exc.strerror or exc)
 
 
 _RESERVED = ("result.json", "result-arrays.npz")  # the cell store's own files
@@ -347,13 +388,44 @@ class RunInfo:
         return status
 
 
-def iter_runs(runs_dir: Path) -> Iterator[RunInfo]:
-    """Every run folder under ``runs_dir`` with a readable run.json, oldest first."""
+def iter_runs(runs_dir: Path, warn: Callable[[str], None] | None = None) -> Iterator[RunInfo]:
+    """Every run folder under ``runs_dir`` with a readable run.json, oldest first; a
+    damaged or foreign one is skipped, with one line to ``warn`` saying why."""
     found = []
-    for manifest_path in Path(runs_dir).glob(f"*/*/{MANIFEST}"):
+    for folder in sorted(Path(runs_dir).glob("*/*")):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue  # a run still being created, or not a run
         try:
-            manifest = RunDir(manifest_path.parent).read_manifest()
-        except RunFolderError:
+            manifest = RunDir(folder).read_manifest()
+        except RunFolderError as exc:
+            if warn is not None:
+                warn(f"skipped {exc}")
             continue
-        found.append(RunInfo(manifest_path.parent, manifest))
-    yield from sorted(found, key=lambda r: (r.manifest.get("started", ""), r.path.name))
+        found.append(RunInfo(folder, manifest))
+    yield from sorted(found, key=lambda r: (str(r.manifest.get("started", "")), r.path.name))
+
+
+def resolve_run(name: str | Path, runs_dir: Path) -> RunDir:
+    """A run named by its folder path, ``latest``, its id (``20261123-101500-ab12``) or a
+    unique prefix of the id; RunFolderError saying what matched otherwise."""
+    text = str(name)
+    path = Path(text)
+    if path.is_dir():
+        return RunDir.open(path)
+    if text == LATEST:
+        link = Path(runs_dir) / LATEST
+        if not link.exists():
+            raise RunFolderError(f"no run is 'latest' in {runs_dir}")
+        return RunDir.open(link)
+    matches = [
+        folder
+        for folder in Path(runs_dir).glob("*/*")
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name.startswith(text)
+    ]
+    exact = [folder for folder in matches if folder.name == text]
+    if exact or len(matches) == 1:
+        return RunDir.open((exact or matches)[0])
+    if not matches:
+        raise RunFolderError(f"{text}: no such run folder, and no run id in {runs_dir} starts so")
+    shown = ", ".join(sorted(m.name for m in matches)[:5])
+    raise RunFolderError(f"{text}: matches {len(matches)} runs ({shown}); give more of the id")

@@ -8,12 +8,19 @@ import pytest
 from kernelnet.runs import RunDir, RunInfo, iter_runs, write_atomic, write_text_atomic
 
 
+def new_run(runs_dir, experiment) -> RunDir:
+    run = RunDir.create(runs_dir, experiment)
+    run.update_manifest(status="running")
+    run.publish()
+    return run
+
+
 def test_eight_runs_started_at_once_get_eight_folders(tmp_path):
     made, barrier = [], threading.Barrier(8)
 
     def start():
         barrier.wait()
-        made.append(RunDir.create(tmp_path, "exp").path)
+        made.append(new_run(tmp_path, "exp").path)
 
     threads = [threading.Thread(target=start) for _ in range(8)]
     for thread in threads:
@@ -22,10 +29,21 @@ def test_eight_runs_started_at_once_get_eight_folders(tmp_path):
         thread.join()
     assert len(set(made)) == 8
     assert all(p.parent == tmp_path / "exp" and p.is_dir() for p in made)
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == sorted(p.name for p in made)
+
+
+def test_a_folder_is_visible_only_once_published_with_its_manifest(tmp_path):
+    run = RunDir.create(tmp_path, "exp")
+    assert [p.name.startswith(".") for p in (tmp_path / "exp").iterdir()] == [True]
+    assert list(iter_runs(tmp_path)) == []
+    run.update_manifest(status="running")
+    run.publish()
+    assert [p.name for p in (tmp_path / "exp").iterdir()] == [run.path.name]
+    assert (run.path / "run.json").is_file()
 
 
 def test_folder_name_is_timestamp_and_four_hex(tmp_path):
-    name = RunDir.create(tmp_path, "exp").path.name
+    name = new_run(tmp_path, "exp").path.name
     stamp, token = name.rsplit("-", 1)
     assert len(stamp) == 15 and stamp[8] == "-" and stamp.replace("-", "").isdigit()
     assert len(token) == 4 and int(token, 16) >= 0
@@ -57,9 +75,9 @@ def test_interrupt_mid_write_also_cleans_up(tmp_path):
 
 
 def test_latest_points_at_the_newest_run(tmp_path):
-    first = RunDir.create(tmp_path, "a")
+    first = new_run(tmp_path, "a")
     first.link_latest(tmp_path)
-    second = RunDir.create(tmp_path, "b")
+    second = new_run(tmp_path, "b")
     second.link_latest(tmp_path)
     latest = tmp_path / "latest"
     assert latest.is_symlink() and latest.resolve() == second.path.resolve()
@@ -67,16 +85,16 @@ def test_latest_points_at_the_newest_run(tmp_path):
 
 
 def test_manifest_updates_are_whole_json(tmp_path):
-    run = RunDir.create(tmp_path, "exp")
+    run = new_run(tmp_path, "exp")
     run.update_manifest(status="running", pid=1)
     run.update_manifest(status="complete")
     assert json.loads((run.path / "run.json").read_text()) == {"status": "complete", "pid": 1}
 
 
 def test_running_run_with_dead_pid_shows_interrupted(tmp_path):
-    dead = RunDir.create(tmp_path, "exp")
+    dead = new_run(tmp_path, "exp")
     dead.update_manifest(experiment="exp", status="running", pid=2**22 + 12345, started="1")
-    alive = RunDir.create(tmp_path, "exp")
+    alive = new_run(tmp_path, "exp")
     alive.update_manifest(experiment="exp", status="running", pid=os.getpid(), started="2")
     statuses = {r.path: r.status for r in iter_runs(tmp_path)}
     assert statuses == {dead.path: "interrupted", alive.path: "running"}

@@ -22,7 +22,7 @@ from kernelnet.executors import make_executor
 from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
 from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
-from kernelnet.runs import RunDir, RunFolderError
+from kernelnet.runs import RunFolderError, resolve_run
 from kernelnet.tables import Table
 
 EXIT_INTERRUPTED = 130
@@ -98,7 +98,7 @@ def print_cells(experiment: Experiment, resolved: dict, max_cells: int) -> None:
 
 
 def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) -> RunOutcome:
-    resume = RunDir(common.resume) if common.resume else None
+    resume = resolve_run(common.resume, common.runs_dir) if common.resume else None
     with (
         diagnostics(common.quiet, common.debug),
         cell_progress(experiment.name, not common.quiet) as progress,
@@ -142,13 +142,13 @@ def print_run_path(outcome: RunOutcome) -> None:
     sys.stdout.flush()
 
 
-def resume_config_path(run_path: Path) -> tuple[str, Path]:
-    """The experiment and saved config of a run folder to resume."""
+def resume_config_path(run: Path, runs_dir: Path) -> tuple[str, Path]:
+    """The experiment and saved config of a run to resume (named as any run is named)."""
     try:
-        run = RunDir.open(run_path)
+        folder = resolve_run(run, runs_dir)
     except RunFolderError as exc:
-        raise ConfigError(f"--resume {run_path}: not a run folder ({exc})") from None
-    return run.manifest.get("experiment", "?"), run.file("config.yaml")
+        raise ConfigError(f"--resume {run}: not a run folder ({exc})") from None
+    return str(folder.manifest.get("experiment", "?")), folder.file("config.yaml")
 
 
 def preview(experiment: Experiment, resolved: dict, common: CommonOptions) -> bool:
@@ -167,7 +167,7 @@ def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | N
         experiment = get_experiment(name)
         path = common.config or default_config(name)
         if common.resume and not common.config:
-            recorded, path = resume_config_path(common.resume)
+            recorded, path = resume_config_path(common.resume, common.runs_dir)
             if recorded != name:
                 raise ConfigError(f"--resume {common.resume}: a {recorded!r} run, not {name!r}")
         raw = read_config_file(path) if path else RawConfig()
@@ -185,7 +185,7 @@ def launch_files(paths: list[Path], common: CommonOptions) -> None:
     --resume and no files, the run folder's own config is used."""
     if common.resume and not paths:
         with user_errors(common.debug):
-            _, saved = resume_config_path(common.resume)
+            _, saved = resume_config_path(common.resume, common.runs_dir)
         paths = [saved]
     if not paths:
         with user_errors(common.debug):

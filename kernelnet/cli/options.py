@@ -7,6 +7,7 @@ a :class:`CommonOptions` and passes that as the function's first argument.
 
 import functools
 import inspect
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -66,8 +67,8 @@ COMMON_PARAMETERS = [
     ),
     _option(
         "runs_dir",
-        Path,
-        Path("runs"),
+        str,
+        "runs",
         "--runs-dir",
         help="Where run folders go: <runs-dir>/<experiment>/<time>-<id>/.",
     ),
@@ -158,6 +159,10 @@ def with_common_options(func):
 
     @functools.wraps(func)
     def command(**kwargs):
+        if not kwargs["runs_dir"].strip():
+            sys.stderr.write("error: --runs-dir must not be empty\n")
+            raise typer.Exit(2)
+        kwargs["runs_dir"] = Path(kwargs["runs_dir"])
         common = CommonOptions(**{name: kwargs.pop(name) for name in names})
         common = CommonOptions(**{**common.__dict__, "set": list(common.set or [])})
         return func(common, **kwargs)

@@ -47,21 +47,40 @@ def print_tables(tables: list[Table], console: Console) -> None:
         console.print(rich_table(table))
 
 
-class _MessageOnly(logging.Formatter):
+class _OneLine(logging.Formatter):
+    """``warning: message``: one line per record, no traceback (that goes to log.txt)."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return record.getMessage()
+        text = " ".join(record.getMessage().split("\n")[0].split())
+        return f"{record.levelname.lower()}: {text}"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (progress bars redirect it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 @contextlib.contextmanager
 def diagnostics(quiet: bool, debug: bool) -> Iterator[None]:
-    """Route kernelnet's log records (warnings, or everything with --debug) to stderr."""
+    """Route kernelnet's log records (warnings, or everything with --debug) to stderr:
+    one plain line each, or rich records with tracebacks under --debug."""
     logger = logging.getLogger("kernelnet")
-    handler = RichHandler(
-        console=stderr_console(), show_path=debug, show_time=False, rich_tracebacks=debug
-    )
-    handler.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING)
-    if not debug:
-        handler.setFormatter(_MessageOnly())  # tracebacks go to log.txt, not the terminal
+    if debug:
+        handler: logging.Handler = RichHandler(
+            console=stderr_console(), show_path=True, show_time=False, rich_tracebacks=True
+        )
+        handler.setLevel(logging.DEBUG)
+    else:
+        handler = _CurrentStderr()
+        handler.setFormatter(_OneLine())
+        handler.setLevel(logging.ERROR if quiet else logging.WARNING)
     logger.addHandler(handler)
     try:
         yield

@@ -14,12 +14,13 @@ from kernelnet.compare import config_differences, metric_differences
 from kernelnet.config import read_config_file
 from kernelnet.experiments import get_experiment
 from kernelnet.runner import execute, resolve_experiment_config
-from kernelnet.runs import RunDir, RunFolderError, RunInfo, iter_runs
+from kernelnet.runs import RunDir, RunFolderError, RunInfo, iter_runs, resolve_run
 from kernelnet.tables import Table
 
 runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders are.")]
+RUN_HELP = "a run folder, `latest`, a run id (20261123-101500-ab12) or a unique prefix of one."
 
 
 HEADLINES = ("test_accuracy", "mean_test_accuracy", "best_test_accuracy", "passed")
@@ -40,7 +41,16 @@ def _headline(info: RunInfo) -> str:
 
 def _duration(info: RunInfo) -> str:
     seconds = info.manifest.get("seconds")
-    return "—" if seconds is None else f"{seconds:.1f}"
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    return f"{seconds:.1f}" if ok else "—"
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else "?"
+
+
+def _warn(message: str) -> None:
+    stderr_console().print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 @runs_app.command("list")
@@ -54,7 +64,7 @@ def list_runs(
     interrupted."""
     found = [
         r
-        for r in iter_runs(runs_dir)
+        for r in iter_runs(runs_dir, warn=_warn)
         if (experiment is None or r.manifest.get("experiment") == experiment)
         and (status is None or r.status == status)
     ]
@@ -64,10 +74,10 @@ def list_runs(
                 [
                     {
                         "path": str(r.path),
-                        "experiment": r.manifest.get("experiment"),
+                        "experiment": _text(r.manifest.get("experiment")),
                         "status": r.status,
-                        "started": r.manifest.get("started"),
-                        "seconds": r.manifest.get("seconds"),
+                        "started": _text(r.manifest.get("started")),
+                        "seconds": r.manifest.get("seconds") if _duration(r) != "—" else None,
                         "headline": _headline(r),
                     }
                     for r in found
@@ -79,8 +89,8 @@ def list_runs(
         return
     rows = [
         [
-            r.manifest.get("started", "?"),
-            r.manifest.get("experiment", "?"),
+            _text(r.manifest.get("started")),
+            _text(r.manifest.get("experiment")),
             r.status,
             _headline(r),
             _duration(r),
@@ -103,16 +113,18 @@ def list_runs(
 
 @runs_app.command("show")
 def show_run(
-    run: Annotated[Path, typer.Argument(help="A run folder (or runs/latest).")],
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    runs_dir: RunsDir = Path("runs"),
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Print a run's tables and summary, and list its plots."""
     with user_errors(debug):
-        folder = RunDir.open(run)
+        folder = resolve_run(run, runs_dir)
     console = stdout_console()
     console.print(
-        f"[bold]{escape(str(folder.manifest.get('experiment')))}[/] "
-        f"{escape(run.resolve().name)}: {RunInfo(run, folder.manifest).status}"
+        f"[bold]{escape(_text(folder.manifest.get('experiment')))}[/] "
+        f"{escape(folder.path.resolve().name)}: "
+        f"{escape(str(RunInfo(folder.path, folder.manifest).status))}"
     )
     if folder.file("metrics.md").is_file():
         console.print(folder.file("metrics.md").read_text(errors="replace"), markup=False)
@@ -127,16 +139,17 @@ def show_run(
 
 @runs_app.command("compare")
 def compare_runs(
-    run_a: Annotated[Path, typer.Argument(help="First run folder.")],
-    run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+    run_a: Annotated[str, typer.Argument(help="The first run: " + RUN_HELP)],
+    run_b: Annotated[str, typer.Argument(help="The second run.")],
+    runs_dir: RunsDir = Path("runs"),
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Show how two runs differ: resolved config values, then metrics cell by cell
     (rows matched by their cell and the experiment's row key, e.g. epoch; timing columns
     ignored). Exits 0 if the metrics are identical, 1 if not."""
-    a, b = run_a, run_b
     console = stdout_console()
     with user_errors(debug):
+        a, b = resolve_run(run_a, runs_dir).path, resolve_run(run_b, runs_dir).path
         configs = config_differences(a, b)
         metrics = metric_differences(a, b)
     tables = [
@@ -163,7 +176,8 @@ def compare_runs(
 
 
 def rerun(
-    run: Annotated[Path, typer.Argument(help="The run folder to re-execute.")],
+    run: Annotated[str, typer.Argument(help="The run to re-execute: " + RUN_HELP)],
+    runs_dir: RunsDir = Path("runs"),
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the new folder.")
     ] = False,
@@ -172,17 +186,22 @@ def rerun(
     """Re-execute a run from its saved config.yaml into a new run folder beside it, and say
     whether the metrics match exactly (timing columns aside). Exits 1 if they do not."""
     with user_errors(debug):
-        saved = RunDir.open(run.resolve())
+        saved = resolve_run(run, runs_dir)
         saved.read_metrics()  # refuse before running anything if there is nothing to compare
-        folder = saved.path
+        saved.read_config()
+        folder = saved.path.resolve()
         experiment = get_experiment(saved.manifest.get("experiment"), str(folder / "run.json"))
+        if folder.parent.name != experiment.name:
+            raise RunFolderError(f"{folder}: not in a <runs-dir>/{experiment.name}/ folder")
         resolved = resolve_experiment_config(experiment, read_config_file(folder / "config.yaml"))
         with diagnostics(quiet, debug):
             outcome = execute(experiment, resolved, folder.parent.parent)
         differences = metric_differences(folder, outcome.run.path)
     console = stderr_console()
     if differences:
-        console.print(f"[bold red]{len(differences)} metric value(s) differ[/] from {folder}")
+        console.print(
+            f"[bold red]{len(differences)} metric value(s) differ[/] from {escape(str(folder))}"
+        )
         print_tables(
             [
                 Table(
