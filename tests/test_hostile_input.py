@@ -301,3 +301,18 @@ def test_a_run_is_named_by_path_latest_id_or_unique_prefix(two_runs):
     assert_one_line(ambiguous, 2, "matches 2 runs")
     missing = kernelnet("runs", "show", "20000101", "--runs-dir", runs)
     assert_one_line(missing, 2, "no such run folder")
+
+
+# Text shown as written.
+def test_bracketed_text_survives_in_help():
+    help_text = kernelnet("kernel-check", "--help").stdout
+    assert "--set 'check.construction=[k1 - 0.5 * k1]'" in help_text
+    assert "kernelnet[dask]" in kernelnet("svm-primal", "--help").stdout
+
+
+def test_bracketed_text_survives_in_error_lines(tmp_path):
+    done = kernelnet("svm-primal", "--runs-dir", tmp_path, "--set", "svm.C=[1, x]")
+    assert_one_line(done, 2, "svm.C[1]: must be a number (got 'x')")
+    done = kernelnet("kernel-check", "--runs-dir", tmp_path,
+                     "--set", "check.construction=k1 + [bold]k2[/bold]")  # fmt: skip
+    assert_one_line(done, 2, "[bold]")

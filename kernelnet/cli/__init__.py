@@ -10,6 +10,7 @@ from kernelnet.cli.data import data_app
 from kernelnet.cli.runs import rerun, runs_app
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="kernelnet",
     help="Classic machine-learning experiments from first principles: SVMs (primal and "
     "dual), kernels, neural networks. Every run writes a folder with its resolved config, "

@@ -13,6 +13,7 @@ from kernelnet.cli.render import (
     cell_progress,
     diagnostics,
     print_tables,
+    say,
     stderr_console,
     stdout_console,
 )
@@ -47,24 +48,22 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KernelnetError as exc:
         if debug:
             raise
-        stderr_console().print(
-            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
-        )
+        say("error:", "bold red", str(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         if debug:
             raise
-        stderr_console().print("[bold yellow]interrupted[/]: the run folder is marked interrupted")
+        say("interrupted:", "bold yellow", "the run folder is marked interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
         if debug:
             raise
-        stderr_console().print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-            "(rerun with --debug for the traceback)",
-            soft_wrap=True,
+        say(
+            "internal error:",
+            "bold red",
+            f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
         )
         raise typer.Exit(1) from None
 

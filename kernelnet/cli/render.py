@@ -11,6 +11,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from kernelnet.experiments.base import CellResult
 from kernelnet.tables import Table
@@ -40,6 +41,13 @@ def rich_table(table: Table) -> RichTable:
     for row in table.rows:
         shown.add_row(*(escape(cell) for cell in row))
     return shown
+
+
+def say(label: str, style: str, message: str) -> None:
+    """One line on stderr: a styled label, then the message exactly as written (brackets in
+    it are text, not markup)."""
+    line = Text.assemble((label, style), " ", message)
+    stderr_console().print(line, highlight=False, soft_wrap=True)
 
 
 def print_tables(tables: list[Table], console: Console) -> None:

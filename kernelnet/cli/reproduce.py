@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from kernelnet.cli.launch import configs_dir, user_errors
 from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
@@ -45,8 +46,11 @@ def register(app: typer.Typer) -> None:
                 if not quiet:
                     colour = "green" if run.status == "complete" else "red"
                     console.print(
-                        f"[{colour}]{run.status:>9}[/] {run.config.name} "
-                        f"({run.seconds:.1f} s) {run.run_path or run.error}"
+                        Text.assemble(
+                            (f"{run.status:>9}", colour),
+                            f" {run.config.name} ({run.seconds:.1f} s) {run.run_path or run.error}",
+                        ),
+                        highlight=False,
                     )
 
             with diagnostics(quiet, debug):
