@@ -316,3 +316,85 @@ def test_bracketed_text_survives_in_error_lines(tmp_path):
     done = kernelnet("kernel-check", "--runs-dir", tmp_path,
                      "--set", "check.construction=k1 + [bold]k2[/bold]")  # fmt: skip
     assert_one_line(done, 2, "[bold]")
+
+
+# The network: a loopback server that misbehaves in one way per test.
+class Misbehaving:
+    def __init__(self, mode: str, body: bytes = b""):
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                if outer.mode == "drip":
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    for byte in outer.body[:1000]:
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                        time.sleep(0.5)
+                elif outer.mode == "early close":
+                    self.send_header("Content-Length", str(len(outer.body) * 2))
+                    self.end_headers()
+                    self.wfile.write(outer.body)
+                else:
+                    self.send_header("Content-Length", str(len(outer.body)))
+                    self.end_headers()
+                    self.wfile.write(outer.body)
+
+        self.mode, self.body = mode, body
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _zeros_gzip(size: int) -> bytes:
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block, out = bytes(2**20), []
+    for _ in range(size // 2**20):
+        out.append(compressor.compress(block))
+    out.append(compressor.flush())
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(
+    "mode, body, message",
+    [
+        ("drip", "real", "not downloaded within 3 s"),
+        ("bomb", "zeros", "decompresses to more than"),
+        ("early close", "real", "closed the connection early"),
+    ],
+)
+def test_a_fetch_cannot_hang_or_blow_up(tmp_path, mode, body, message):
+    from kernelnet.data.registry import data_root
+
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    good = data / "train-images-idx3-ubyte.gz"
+    good.write_bytes((data_root() / "mnist" / good.name).read_bytes())
+    real = (data_root() / "mnist" / "train-images-idx3-ubyte.gz").read_bytes()[:5000]
+    server = Misbehaving(mode, _zeros_gzip(200 * 2**20) if body == "zeros" else real)
+    try:
+        done = kernelnet("data", "fetch", "mnist", "--dest", tmp_path / "data", "--url",
+                         server.url, "--force", "--deadline", "3")  # fmt: skip
+    finally:
+        server.close()
+    assert_one_line(done, 2, message, within=30)
+    assert good.read_bytes() == (data_root() / "mnist" / good.name).read_bytes()  # untouched
+    assert sorted(p.name for p in data.iterdir()) == [good.name]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from kernelnet.cli.launch import user_errors
-from kernelnet.data.fetch import DEFAULT_MIRROR, fetch_mnist
+from kernelnet.data.fetch import DEADLINE, DEFAULT_MIRROR, fetch_mnist
 from kernelnet.data.registry import data_root
 from kernelnet.errors import ConfigError
 
@@ -24,6 +24,9 @@ def fetch(
         str, typer.Option(help="Mirror holding the four MNIST .gz files.")
     ] = DEFAULT_MIRROR,
     force: Annotated[bool, typer.Option(help="Download even if valid files are present.")] = False,
+    deadline: Annotated[
+        float, typer.Option(min=1, help="Give up on a file after this many seconds in all.")
+    ] = DEADLINE,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Download MNIST into the data folder, verifying every file's sha256 pin.
@@ -34,7 +37,7 @@ def fetch(
         if dataset != "mnist":
             raise ConfigError(f"unknown dataset {dataset!r} to fetch; valid: mnist")
         folder = dest or data_root()
-        written = fetch_mnist(folder, url, force=force)
+        written = fetch_mnist(folder, url, force=force, deadline=deadline)
     for path in written:
         sys.stdout.write(f"{path}\n")
     if not written:
