@@ -50,12 +50,22 @@ class ExpressionError(ValueError):
 
 @dataclass(frozen=True)
 class Node:
+    """A parsed construction: its Gram function, and the magnitude its entries are built
+    from (|a| |K1| + |b| |K2| for a K1 + b K2, ...), which sets the rounding scale: a sum
+    that cancels to ~1e-17 is still judged against the size of what cancelled."""
+
     text: str  # canonical text, e.g. "k1 + k2"
     gram: GramFn = field(compare=False)
     bases: tuple[str, ...] = ()  # the base kernels it uses, described
+    scale: GramFn | None = field(default=None, compare=False)  # None: |gram|
 
     def __call__(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
         return self.gram(X, X if Y is None else Y)
+
+    def magnitude(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
+        """Entrywise size of the terms the Gram matrix is computed from (>= |K|)."""
+        Y = X if Y is None else Y
+        return np.abs(self.gram(X, Y)) if self.scale is None else self.scale(X, Y)
 
 
 _TOKEN = re.compile(
@@ -160,17 +170,15 @@ class _Parser:
             right = self.term()
             left = node
             if op == "+":
-                node = Node(
-                    f"{left.text} + {right.text}",
-                    lambda X, Y, l=left, r=right: l(X, Y) + r(X, Y),
-                    left.bases + right.bases,
-                )
+                gram = lambda X, Y, l=left, r=right: l(X, Y) + r(X, Y)  # noqa: E731
             else:
-                node = Node(
-                    f"{left.text} - {right.text}",
-                    lambda X, Y, l=left, r=right: l(X, Y) - r(X, Y),
-                    left.bases + right.bases,
-                )
+                gram = lambda X, Y, l=left, r=right: l(X, Y) - r(X, Y)  # noqa: E731
+            node = Node(
+                f"{left.text} {op} {right.text}",
+                gram,
+                left.bases + right.bases,
+                lambda X, Y, l=left, r=right: l.magnitude(X, Y) + r.magnitude(X, Y),
+            )
         return node
 
     def term(self) -> Node:
@@ -183,6 +191,7 @@ class _Parser:
                 f"{left.text} * {right.text}",
                 lambda X, Y, l=left, r=right: l(X, Y) * r(X, Y),
                 left.bases + right.bases,
+                lambda X, Y, l=left, r=right: l.magnitude(X, Y) * r.magnitude(X, Y),
             )
         return node
 
@@ -190,7 +199,9 @@ class _Parser:
         if self.peek() == "-":
             self.take()
             inner = self.nested(self.unary)
-            return Node(f"-{inner.text}", lambda X, Y, n=inner: -n(X, Y), inner.bases)
+            return Node(
+                f"-{inner.text}", lambda X, Y, n=inner: -n(X, Y), inner.bases, inner.magnitude
+            )
         return self.atom()
 
     def number(self, value: float, text: str) -> Node:
@@ -201,7 +212,7 @@ class _Parser:
         if token == "(":
             inner = self.nested(self.expr)
             self.take(")")
-            return Node(f"({inner.text})", inner.gram, inner.bases)
+            return Node(f"({inner.text})", inner.gram, inner.bases, inner.magnitude)
         if re.fullmatch(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?", token):
             return self.number(float(token), token)
         if not re.fullmatch(r"[A-Za-z_]\w*", token):
@@ -248,16 +259,28 @@ class _Parser:
         inner = self.nested(self.expr)
         self.take(")")
         if name == "exp":
-            return Node(f"exp({inner.text})", lambda X, Y, n=inner: np.exp(n(X, Y)), inner.bases)
+            return Node(
+                f"exp({inner.text})",
+                lambda X, Y, n=inner: np.exp(n(X, Y)),
+                inner.bases,
+                lambda X, Y, n=inner: np.exp(n(X, Y)) * (1 + n.magnitude(X, Y)),
+            )
         coefficients = [float(c) for c in self.env[name]]
 
         def polynomial(X, Y, n=inner, c=coefficients):
             K = n(X, Y)
             return sum(ci * K**i for i, ci in enumerate(c))
 
+        def size(X, Y, n=inner, c=coefficients):
+            M = n.magnitude(X, Y)
+            return sum(abs(ci) * M**i for i, ci in enumerate(c))
+
         described = " + ".join(f"{c:g}·k^{i}" for i, c in enumerate(coefficients))
         return Node(
-            f"{name}({inner.text})", polynomial, inner.bases + (f"{name}(k) = {described}",)
+            f"{name}({inner.text})",
+            polynomial,
+            inner.bases + (f"{name}(k) = {described}",),
+            size,
         )
 
     def outer(self, name: str) -> Node:

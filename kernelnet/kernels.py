@@ -27,9 +27,13 @@ class Kernel(Protocol):
 
 
 def squared_distances(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``||x_i - y_j||^2`` via the expansion x.x - 2 x.y + y.y, clipped at 0 (rounding)."""
+    """``||x_i - y_j||^2`` via the expansion x.x - 2 x.y + y.y, clipped at 0 (rounding);
+    exactly 0 on the diagonal when ``Y is X``."""
     sq = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ Y.T) + np.einsum("ij,ij->i", Y, Y)
-    return np.maximum(sq, 0.0, out=sq)
+    np.maximum(sq, 0.0, out=sq)
+    if Y is X:
+        np.fill_diagonal(sq, 0.0)  # a point's distance to itself is exactly 0 (rbf(x, x) = 1)
+    return sq
 
 
 def _check_gamma(gamma: float) -> None:

@@ -1,7 +1,16 @@
 """Positive-semidefiniteness checks for Gram matrices (the empirical side of Mercer's
-condition). A matrix counts as PSD when, after symmetrizing, its smallest eigenvalue is
-not below ``-rel_tol * max|lambda|``: eigenvalues of an exactly PSD matrix computed in
-float64 come out slightly negative by roughly machine epsilon times the largest one."""
+condition).
+
+Rounding sets every threshold. The eigenvalues of an exactly PSD matrix computed in float64
+come out slightly negative, by about machine epsilon times the size of the numbers the
+matrix was computed from. For a construction such as ``0.1 k1 + 0.2 k1 - 0.3 k1`` that size
+is the magnitude of the constituent terms (|0.1 K1| + |0.2 K1| + |0.3 K1|), not the result's
+own entries (which are rounding noise around 0). So symmetry and PSD are judged against a
+``magnitude`` matrix when one is given: lambda counts as negative below
+``-rel_tol * n * max(magnitude)`` (n max|M| bounds the spectral norm of M). A
+counterexample is reported only when its lowest eigenvalue is below ten times that bound,
+and its quadratic form a'Ka is re-verified.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +19,47 @@ from dataclasses import dataclass
 import numpy as np
 
 PSD_REL_TOL = 1e-10
+SYMMETRY_REL_TOL = 1e-12
+MARGIN = 10.0  # how far below the rounding bound a counterexample must be
+SCALES = (0.1, 100.0)  # trial points are N(0, 1) times a log-uniform factor in this range
 
 
 @dataclass(frozen=True)
 class SpectrumCheck:
     min_eigenvalue: float
     max_abs_eigenvalue: float
-    symmetric: bool  # K == K.T to within 1e-12 relative
+    symmetric: bool  # K == K.T to within 1e-12 of the reference size
     psd: bool
+    bound: float = 0.0  # eigenvalues below -bound count as negative
 
 
-def check_psd(K: np.ndarray, rel_tol: float = PSD_REL_TOL) -> SpectrumCheck:
-    """Symmetry and the eigenvalue test on a square matrix ``K`` (n, n)."""
+def check_psd(
+    K: np.ndarray,
+    rel_tol: float = PSD_REL_TOL,
+    magnitude: np.ndarray | None = None,
+    margin: float = 1.0,
+) -> SpectrumCheck:
+    """Symmetry and the eigenvalue test on a square matrix ``K`` (n, n). Without a
+    ``magnitude``, negative means below ``-rel_tol * max|lambda|``; with one, below
+    ``-margin * rel_tol * n * max(magnitude)``."""
     K = np.asarray(K, dtype=np.float64)
-    scale = max(float(np.abs(K).max(initial=0.0)), np.finfo(float).tiny)
-    symmetric = bool(np.abs(K - K.T).max(initial=0.0) <= 1e-12 * scale)
     eigenvalues = np.linalg.eigvalsh((K + K.T) / 2)
     largest = float(np.abs(eigenvalues).max(initial=0.0))
     smallest = float(eigenvalues.min(initial=0.0))
-    return SpectrumCheck(smallest, largest, symmetric, smallest >= -rel_tol * largest)
+    if magnitude is None:
+        size = float(np.abs(K).max(initial=0.0))
+        bound = margin * rel_tol * largest
+    else:
+        size = float(np.asarray(magnitude, dtype=np.float64).max(initial=0.0))
+        bound = margin * rel_tol * len(K) * size
+    size = max(size, np.finfo(float).tiny)
+    symmetric = bool(np.abs(K - K.T).max(initial=0.0) <= SYMMETRY_REL_TOL * size)
+    return SpectrumCheck(smallest, largest, symmetric, smallest >= -bound, bound)
+
+
+def _check(kernel, X: np.ndarray, rel_tol: float, margin: float = 1.0) -> SpectrumCheck:
+    magnitude = kernel.magnitude(X) if hasattr(kernel, "magnitude") else None
+    return check_psd(kernel(X), rel_tol, magnitude, margin)
 
 
 @dataclass(frozen=True)
@@ -50,11 +81,17 @@ class MercerVerdict:
     psd: bool  # every Gram matrix passed the PSD test
     counterexample: Counterexample | None
 
+    scales: tuple[float, float] = SCALES
+
     @property
     def verdict(self) -> str:
+        """Worded by what was shown: a failure is proof, a pass is only evidence."""
         if not self.symmetric:
             return "not symmetric"
-        return "valid on all trials" if self.psd else "not PSD"
+        if not self.psd:
+            return "not PSD"
+        low, high = self.scales
+        return f"no counterexample in {self.trials} trials (point scales {low:g}–{high:g})"
 
 
 def sample_points(
@@ -67,18 +104,24 @@ def sample_points(
     raise ValueError(f"unknown distribution {distribution!r}; valid: normal, uniform")
 
 
-def minimal_counterexample(kernel, X: np.ndarray, rel_tol: float = PSD_REL_TOL) -> Counterexample:
-    """Drop points one at a time while the Gram matrix of the rest stays non-PSD."""
+def minimal_counterexample(kernel, X: np.ndarray, rel_tol: float = PSD_REL_TOL):
+    """Drop points one at a time while the Gram matrix of the rest stays clearly non-PSD;
+    the result is re-verified (eigenvalue and a'Ka below MARGIN times the rounding bound),
+    or None if it does not hold up."""
     keep = list(range(len(X)))
     for index in list(keep):
         trial = [i for i in keep if i != index]
-        if trial and not check_psd(kernel(X[trial]), rel_tol).psd:
+        if trial and not _check(kernel, X[trial], rel_tol, MARGIN).psd:
             keep = trial
     points = X[keep]
     K = kernel(points)
+    check = _check(kernel, points, rel_tol, MARGIN)
     eigenvalues, vectors = np.linalg.eigh((K + K.T) / 2)
     a = vectors[:, 0]
-    return Counterexample(points, K, float(eigenvalues[0]), a, float(a @ K @ a))
+    quadratic_form = float(a @ K @ a)
+    if check.psd or not quadratic_form < -check.bound:
+        return None
+    return Counterexample(points, K, float(eigenvalues[0]), a, quadratic_form)
 
 
 def check_mercer(
@@ -90,19 +133,27 @@ def check_mercer(
     distribution: str = "normal",
     scale: float = 1.0,
     rel_tol: float = PSD_REL_TOL,
+    scales: tuple[float, float] = SCALES,
 ) -> MercerVerdict:
     """Test symmetry and PSD-ness of Gram matrices on ``trials`` random point sets, each
-    with a dimension from ``dims`` and a size from ``sizes`` drawn from ``rng``."""
+    with a dimension from ``dims``, a size from ``sizes`` and a spread ``scale`` times a
+    factor drawn log-uniformly from ``scales`` (so ``k1 - 0.001 k3``, invalid only far
+    from the origin, is caught). A trial fails only clearly below the rounding bound."""
     smallest, symmetric, failing = np.inf, True, None
+    low, high = np.log10(scales[0]), np.log10(scales[1])
     for _ in range(trials):
-        X = sample_points(rng, int(rng.choice(sizes)), int(rng.choice(dims)), distribution, scale)
-        spectrum = check_psd(kernel(X), rel_tol)
+        factor = 10 ** rng.uniform(low, high)
+        X = factor * sample_points(
+            rng, int(rng.choice(sizes)), int(rng.choice(dims)), distribution, scale
+        )
+        spectrum = _check(kernel, X, rel_tol, MARGIN)
         smallest = min(smallest, spectrum.min_eigenvalue)
         symmetric &= spectrum.symmetric
         if not spectrum.psd and failing is None:
             failing = X
     counterexample = None if failing is None else minimal_counterexample(kernel, failing, rel_tol)
-    return MercerVerdict(trials, float(smallest), symmetric, failing is None, counterexample)
+    psd = failing is None or counterexample is None
+    return MercerVerdict(trials, float(smallest), symmetric, psd, counterexample, scales)
 
 
 def poly2_feature_map(X: np.ndarray) -> np.ndarray:

@@ -43,7 +43,8 @@ def verdict(text, trials=150, seed=0):
 )
 def test_valid_constructions_are_valid(text):
     result = verdict(text)
-    assert result.verdict == "valid on all trials" and result.counterexample is None
+    assert result.psd and result.verdict.startswith("no counterexample in 150 trials")
+    assert result.counterexample is None
 
 
 @pytest.mark.parametrize("text", ["k1 - k2", "-a * k1", "sigmoid(gamma=0.5, coef0=-1)", "k2 - k1"])
@@ -67,7 +68,7 @@ def test_invalid_constructions_come_with_a_checked_counterexample(text):
 
 
 def test_difference_of_kernels_can_be_valid_so_no_rule_of_thumb_is_used():
-    assert verdict("2 * k1 - k1").verdict == "valid on all trials"
+    assert verdict("2 * k1 - k1").psd
     assert verdict("k1 - 2 * k1").verdict == "not PSD"
 
 
@@ -102,3 +103,46 @@ def test_multi_indices_count_is_a_binomial():
 def test_bad_or_unsafe_expressions_are_refused(text):
     with pytest.raises(ExpressionError):
         parse(text, ENV)
+
+
+# Edge cases: rounding scales, exact self-similarity, and points far from the origin.
+def test_a_sum_that_cancels_to_the_zero_kernel_is_valid_and_symmetric():
+    result = verdict("0.1 * k1 + 0.2 * k1 - 0.3 * k1")
+    assert result.symmetric and result.psd and result.counterexample is None
+
+
+def test_rbf_of_a_point_with_itself_is_exactly_one():
+    X = np.random.default_rng(0).normal(size=(30, 4)) * 1e3
+    for gamma in (0.5, 1e12):
+        assert np.all(np.diag(make_kernel("rbf", gamma=gamma)(X)) == 1.0)
+
+
+def test_k1_minus_one_gets_a_real_counterexample_not_rounding_noise():
+    result = verdict("k1 - 1")
+    example = result.counterexample
+    assert not result.psd and example is not None
+    assert len(example.points) >= 2  # one point gives K = [[0]] exactly: no counterexample
+    assert example.eigenvalue < -1e-3 and example.quadratic_form < -1e-3
+
+
+@pytest.mark.parametrize(
+    "text", ["k1 - 0.001 * k3", "k1 - 1e-6 * poly(gamma=1, degree=4, coef0=0)"]
+)
+def test_constructions_invalid_only_far_from_the_origin_are_caught(text):
+    result = verdict(text)
+    assert not result.psd
+    example = result.counterexample
+    K = parse(text, ENV)(example.points)
+    a = example.vector
+    assert a @ K @ a == pytest.approx(example.quadratic_form) and example.quadratic_form < 0
+    assert np.abs(example.points).max() > 5  # found by the wider scales, not N(0, 1)
+
+
+def test_counterexamples_are_far_below_the_rounding_bound():
+    from kernelnet.mercer import MARGIN, check_psd
+
+    for text in ("k1 - k2", "-a * k1", "k1 - 1"):
+        example = verdict(text).counterexample
+        node = parse(text, ENV)
+        bound = check_psd(example.gram, magnitude=node.magnitude(example.points)).bound
+        assert example.eigenvalue < -MARGIN * bound
