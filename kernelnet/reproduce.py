@@ -85,6 +85,7 @@ def reproduce(
         configs=[str(c) for c in configs],
         **environment(),
     )
+    report.publish()
     results = []
     for path in configs:
         result = run_config(path, runs_dir, progress)

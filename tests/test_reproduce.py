@@ -32,6 +32,8 @@ def report(tmp_path_factory):
 
 def test_report_files(report):
     folder, _, _ = report
+    assert not folder.name.startswith(".") and folder.parent.name == "reproduce"
+    assert (folder.parent.parent / "latest").resolve() == folder.resolve()
     markdown = (folder / "REPORT.md").read_text()
     assert "2 of 2 experiments complete" in markdown
     assert "## svm-primal (a.yaml)" in markdown and "## kernel-table (b.yaml)" in markdown
