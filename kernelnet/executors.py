@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class StepProgress(Protocol):
     def step(self, done: int, total: int, label: str) -> None: ...
 
 
+@runtime_checkable
 class Executor(Protocol):
     """Where cells run (Hydra's Launcher is the model): ``prepare`` checks, before any run
     folder exists, that the cells can run there; ``run`` yields one CellResult per cell as

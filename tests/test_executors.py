@@ -284,3 +284,18 @@ def test_workers_die_with_their_parent(tmp_path):
     while any(_alive(pid) for pid in children) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in children), "processes outlived their parent"
+
+
+def test_every_executor_implements_the_one_protocol():
+    from kernelnet.executors import DaskExecutor, Executor
+
+    for executor in (SerialExecutor(), ProcessExecutor(2)):
+        assert isinstance(executor, Executor)
+    for name in ("prepare", "run"):
+        assert callable(getattr(DaskExecutor, name))
+    assert {"workers", "threads"} <= set(vars(DaskExecutor(client=_FakeClient())))
+
+
+class _FakeClient:
+    def scheduler_info(self):
+        return {"workers": {"a": {}, "b": {}}}
