@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce test bench lint clean
+.PHONY: install reproduce test wheel-test bench lint clean
 
 install: $(STAMP)
 
@@ -20,6 +20,9 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+wheel-test: $(STAMP)
+	bash .ci/wheel-test
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do [ -e "$$script" ] || continue; $(BIN)/python $$script || exit 1; done

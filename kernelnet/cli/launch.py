@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-import kernelnet
 from kernelnet.cli.options import CommonOptions
 from kernelnet.cli.render import (
     cell_progress,
@@ -24,15 +23,15 @@ from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
 from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
 from kernelnet.runs import RunFolderError, resolve_run
+from kernelnet.shipped import shipped
 from kernelnet.tables import Table
 
 EXIT_INTERRUPTED = 130
 
 
 def configs_dir() -> Path:
-    """``./configs`` if present, else the configs shipped beside the package."""
-    local = Path("configs")
-    return local if local.is_dir() else Path(kernelnet.__file__).resolve().parent.parent / "configs"
+    """The shipped configs (inside the installed package, or configs/ in a checkout)."""
+    return shipped("configs")
 
 
 def default_config(name: str) -> Path | None:

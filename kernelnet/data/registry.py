@@ -1,7 +1,7 @@
 """The shipped datasets: where each lives under ``data/``, its sha256 pin, how to load it.
 
-The data folder is ``$KERNELNET_DATA`` if set, else ``data/`` beside the package (the
-repository checkout), else ``./data``.
+The data folder is ``$KERNELNET_DATA`` if set, else the data shipped with kernelnet (inside
+the installed package, or ``data/`` in a checkout; see :mod:`kernelnet.shipped`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-import kernelnet
 from kernelnet.data.validation import binary_labels, check_X_y
 from kernelnet.errors import DataError
+from kernelnet.shipped import shipped
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,7 @@ def data_root() -> Path:
     """Where datasets are looked for (see module docstring)."""
     if os.environ.get("KERNELNET_DATA"):
         return Path(os.environ["KERNELNET_DATA"])
-    beside_package = Path(kernelnet.__file__).resolve().parent.parent / "data"
-    return beside_package if beside_package.is_dir() else Path("data")
+    return shipped("data")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -106,8 +105,8 @@ def verified_path(relative: str, sha256: str, root: Path | None = None) -> Path:
     path = (root or data_root()) / relative
     if not path.is_file():
         raise DataError(
-            f"dataset file not found: {path} (it ships with kernelnet under data/{relative}; "
-            "set KERNELNET_DATA to the folder holding it)"
+            f"dataset file not found: {path} (kernelnet ships it as {shipped('data') / relative}; "
+            "unset KERNELNET_DATA to use that copy, or point it at a folder holding the file)"
         )
     actual = sha256_file(path)
     if actual != sha256:
