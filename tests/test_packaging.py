@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-import tomllib
+import pytest
 
 from kernelnet.cli.launch import configs_dir
 from kernelnet.data.registry import data_root
