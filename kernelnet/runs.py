@@ -416,7 +416,7 @@ def resolve_run(name: str | Path, runs_dir: Path) -> RunDir:
         link = Path(runs_dir) / LATEST
         if not link.exists():
             raise RunFolderError(f"no run is 'latest' in {runs_dir}")
-        return RunDir.open(link)
+        return RunDir.open(link.resolve())
     matches = [
         folder
         for folder in Path(runs_dir).glob("*/*")
