@@ -144,11 +144,12 @@ def stamped_rows(result: CellResult) -> list[dict[str, Any]]:
 def metrics_csv(results: list[CellResult]) -> str:
     """One line per metrics row of every cell. Columns: ``cell``, the swept keys, then the
     experiment's own columns in the order the completed rows give them."""
-    rows = [row for result in results for row in stamped_rows(result)]
+    stamped = {result.cell.index: stamped_rows(result) for result in results}
     columns: list[str] = []
-    for result in sorted(results, key=lambda r: not r.ok):
-        for row in stamped_rows(result):
+    for result in sorted(results, key=lambda r: not r.ok):  # completed cells name columns first
+        for row in stamped[result.cell.index]:
             columns += [key for key in row if key not in columns]
+    rows = [row for result in results for row in stamped[result.cell.index]]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
