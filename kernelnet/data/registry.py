@@ -6,13 +6,16 @@ the installed package, or ``data/`` in a checkout; see :mod:`kernelnet.shipped`)
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from kernelnet.config.schema import param
 from kernelnet.data.validation import binary_labels, check_X_y
 from kernelnet.errors import DataError
 from kernelnet.shipped import shipped
@@ -145,3 +148,56 @@ def verify_binary(names) -> None:
     """Load each named dataset once so that a data problem stops a run before it starts."""
     for name in dict.fromkeys(names):
         load_binary(name)
+
+
+def unknown_dataset(name: str, valid: tuple[str, ...]) -> DataError:
+    hint = difflib.get_close_matches(name, valid, n=1)
+    suggestion = f"did you mean {hint[0]!r}? " if hint else ""
+    return DataError(
+        f"unknown dataset {name!r}: {suggestion}give one of {', '.join(valid)}, or a path to "
+        "a CSV, .npz or LIBSVM file"
+    )
+
+
+def load_binary_data(data: Any, seed: Any) -> BinarySplit:
+    """A two-class split from a config's data section: a shipped set by name, or a user's
+    file (``data.dataset`` a path; see :mod:`kernelnet.data.files`), labels mapped to
+    {-1, +1} and the mapping recorded."""
+    from kernelnet.data.files import load_train_test, looks_like_path
+
+    name = data.dataset
+    if name in _NPZ_DATASETS:
+        return load_binary(name)
+    if not looks_like_path(name):
+        raise unknown_dataset(name, BINARY_DATASETS)
+    train, test = load_train_test(name, seed, data.test_fraction, data.test_path, data.label_column)
+    try:
+        y_train, mapping = binary_labels(train.y)
+    except DataError as exc:
+        raise DataError(f"{name}: {exc}") from None
+    unknown = set(np.unique(test.y).astype(str).tolist()) - set(mapping)
+    if unknown:
+        raise DataError(f"{name}: the test data has labels not seen in training: {sorted(unknown)}")
+    y_test = np.array([mapping[str(v)] for v in test.y.tolist()], dtype=np.float64)
+    return BinarySplit(name, train.X, y_train, test.X, y_test, mapping)
+
+
+DATASET_HELP = (
+    "a shipped set (iris_binary, moons, circles, linear, xor) or a path to a CSV, .npz or "
+    "LIBSVM file (see data.label_column, data.test_path, data.test_fraction)"
+)
+
+
+@dataclass
+class DataFileOptions:
+    """How a user's data file is read and split (ignored for the shipped sets)."""
+
+    label_column: str | None = param(
+        None, sweepable=False, help="CSV: the label column's name (default: the last column)"
+    )
+    test_path: str | None = param(
+        None, sweepable=False, help="a separate test file; else the file is split"
+    )
+    test_fraction: float = param(
+        0.25, gt=0, lt=1, help="share of each class held out for test when splitting a file"
+    )

@@ -14,7 +14,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import format_value, param
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
+from kernelnet.data.registry import DATASET_HELP, TOY2D, DataFileOptions, load_binary_data
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -46,10 +46,8 @@ RATIOS = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0]
 
 
 @dataclass
-class AsymData:
-    dataset: str = param(
-        default_factory=lambda: list(TOY2D), choices=BINARY_DATASETS, label="dataset"
-    )
+class AsymData(DataFileOptions):
+    dataset: str = param(default_factory=lambda: list(TOY2D), label="dataset", help=DATASET_HELP)
 
 
 @dataclass
@@ -81,7 +79,7 @@ def error_counts(predicted: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
 
 
 def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
-    split = load_binary(config.data.dataset)
+    split = load_binary_data(config.data, config.seed)
     s = config.svm
     C1 = s.C0 * s.cost_ratio
     svm = dual_svm(

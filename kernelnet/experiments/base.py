@@ -155,10 +155,17 @@ def _no_preflight(cells: list[Cell]) -> None:
 
 
 def verify_datasets(cells: list[Cell]) -> None:
-    """Preflight for experiments with a ``data.dataset`` key: load each dataset once."""
-    from kernelnet.data.registry import verify_binary
+    """Preflight for experiments with a two-class ``data`` section: load each distinct
+    dataset (and split) once, so a data problem stops the run before a folder exists."""
+    from kernelnet.data.registry import load_binary_data
 
-    verify_binary(cell.config.data.dataset for cell in cells)
+    seen = set()
+    for cell in cells:
+        d = cell.config.data
+        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
+        if key not in seen:
+            seen.add(key)
+            load_binary_data(d, cell.config.seed)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import param
 from kernelnet.config.sweep import safe_text
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary
+from kernelnet.data.registry import DATASET_HELP, TOY2D, DataFileOptions, load_binary_data
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -37,10 +37,8 @@ from kernelnet.tables import Table, number, percent
 
 
 @dataclass
-class TableData:
-    dataset: str = param(
-        default_factory=lambda: list(TOY2D), choices=BINARY_DATASETS, label="dataset"
-    )
+class TableData(DataFileOptions):
+    dataset: str = param(default_factory=lambda: list(TOY2D), label="dataset", help=DATASET_HELP)
 
 
 @dataclass
@@ -61,7 +59,7 @@ class KernelTableConfig(ExperimentConfig):
 
 
 def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
-    split = load_binary(config.data.dataset)
+    split = load_binary_data(config.data, config.seed)
     k = config.kernel
     kernel = kernel_of(k)
     row = {

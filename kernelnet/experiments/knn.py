@@ -9,8 +9,16 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
+from kernelnet.data.files import load_train_test, looks_like_path
 from kernelnet.data.mnist import load_mnist, mnist_split
-from kernelnet.data.registry import BINARY_DATASETS, TOY2D, load_binary, verify_binary
+from kernelnet.data.registry import (
+    BINARY_DATASETS,
+    TOY2D,
+    DataFileOptions,
+    load_binary,
+    unknown_dataset,
+)
+from kernelnet.errors import DataError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -32,12 +40,15 @@ DATASETS = (*BINARY_DATASETS, "mnist")
 
 
 @dataclass
-class KnnData:
+class KnnData(DataFileOptions):
     dataset: str = param(
-        default_factory=lambda: [*TOY2D, "mnist"], choices=DATASETS, label="dataset"
+        default_factory=lambda: [*TOY2D, "mnist"],
+        label="dataset",
+        help="mnist, a shipped two-class set, or a path to a CSV, .npz or LIBSVM file "
+        "(any number of classes)",
     )
     val_fraction: float = param(
-        0.25, gt=0, lt=1, help="toy sets: share of the training points held out"
+        0.25, gt=0, lt=1, help="share of the training points held out for choosing k"
     )
     mnist_train: int = param(5000, ge=1, le=55_000)
     mnist_val: int = param(1000, ge=1, le=5_000, help="the last N training images")
@@ -62,19 +73,39 @@ def splits(config: KnnConfig, rng: np.random.Generator):
     if d.dataset == "mnist":
         m = mnist_split(d.mnist_train, d.mnist_val, d.mnist_test)
         return m.X_train, m.y_train, m.X_val, m.y_val, m.X_test, m.y_test
-    split = load_binary(d.dataset)
-    y_train = (split.y_train > 0).astype(np.int64)
-    order = rng.permutation(len(y_train))
+    X_fit, y_fit, X_test, y_test, _ = labelled(config)
+    order = rng.permutation(len(y_fit))
     n_val = max(1, int(round(d.val_fraction * len(order))))
     val, train = order[:n_val], order[n_val:]
-    return (
-        split.X_train[train],
-        y_train[train],
-        split.X_train[val],
-        y_train[val],
-        split.X_test,
-        (split.y_test > 0).astype(np.int64),
+    return X_fit[train], y_fit[train], X_fit[val], y_fit[val], X_test, y_test
+
+
+def labelled(config: KnnConfig):
+    """A shipped two-class set or a user's file: (X_train, y_train, X_test, y_test, label
+    mapping) with labels mapped to 0..C-1 in sorted order (the mapping is recorded)."""
+    d = config.data
+    if d.dataset in BINARY_DATASETS:
+        split = load_binary(d.dataset)
+        mapping = {label: int(v > 0) for label, v in split.label_mapping.items()}
+        y_train, y_test = (split.y_train > 0).astype(np.int64), (split.y_test > 0).astype(np.int64)
+        return split.X_train, y_train, split.X_test, y_test, mapping
+    if not looks_like_path(d.dataset):
+        raise unknown_dataset(d.dataset, DATASETS)
+    train, test = load_train_test(
+        d.dataset, config.seed, d.test_fraction, d.test_path, d.label_column
     )
+    classes = np.unique(train.y)
+    if classes.size < 2:
+        raise DataError(f"{d.dataset}: k-NN needs at least two classes; got 1 class")
+    index = {str(c.item()): i for i, c in enumerate(classes)}
+    unknown = set(np.unique(test.y).astype(str).tolist()) - set(index)
+    if unknown:
+        raise DataError(
+            f"{d.dataset}: the test data has labels not seen in training: {sorted(unknown)}"
+        )
+    y_train = np.array([index[str(v)] for v in train.y.tolist()], dtype=np.int64)
+    y_test = np.array([index[str(v)] for v in test.y.tolist()], dtype=np.int64)
+    return train.X, y_train, test.X, y_test, index
 
 
 def choose_k(val_accuracy: dict[int, float]) -> int:
@@ -157,10 +188,18 @@ def report(ctx: ReportContext) -> Report:
 
 
 def preflight(cells: list[Cell]) -> None:
-    names = {cell.config.data.dataset for cell in cells}
-    if "mnist" in names:
-        load_mnist()
-    verify_binary(names - {"mnist"})
+    """Load every distinct dataset once, before a run folder exists."""
+    seen = set()
+    for cell in cells:
+        d = cell.config.data
+        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
+        if key in seen:
+            continue
+        seen.add(key)
+        if d.dataset == "mnist":
+            load_mnist()
+        else:
+            labelled(cell.config)
 
 
 def knn_curves(curves: dict[str, tuple], setting: str = "") -> Figure:

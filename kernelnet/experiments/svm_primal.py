@@ -10,7 +10,7 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import format_value, param
-from kernelnet.data.registry import BINARY_DATASETS, load_binary
+from kernelnet.data.registry import DATASET_HELP, DataFileOptions, load_binary_data
 from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class PrimalData:
-    dataset: str = param("iris_binary", choices=BINARY_DATASETS, label="dataset")
+class PrimalData(DataFileOptions):
+    dataset: str = param("iris_binary", label="dataset", help=DATASET_HELP)
 
 
 @dataclass
@@ -90,7 +90,7 @@ def check_divergence(objective: np.ndarray, learning_rate: float) -> None:
 
 
 def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
-    split = load_binary(config.data.dataset)
+    split = load_binary_data(config.data, config.seed)
     svm = config.svm
     costs = svm.C * np.where(split.y_train > 0, svm.positive_weight, svm.negative_weight)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
