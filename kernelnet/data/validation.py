@@ -76,4 +76,9 @@ def binary_labels(y: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
             f"{classes.tolist()}"
         )
     y_pm = np.where(y == classes[1], 1.0, -1.0)
-    return y_pm, {str(classes[0].item()): -1, str(classes[1].item()): 1}
+    return y_pm, {label_text(classes[0]): -1, label_text(classes[1]): 1}
+
+
+def label_text(value: Any) -> str:
+    """A label as the text a mapping records (NumPy scalars as their Python value)."""
+    return str(value.item() if isinstance(value, np.generic) else value)

@@ -7,7 +7,7 @@ from typing import Any
 
 from kernelnet.config import param
 from kernelnet.kernels import KERNELS, Kernel, make_kernel
-from kernelnet.svm.dual import FALLBACKS, SOLVERS, KernelSVM
+from kernelnet.svm.dual import FALLBACKS, SOLVERS, BinaryKernelSVM
 
 
 @dataclass
@@ -58,15 +58,15 @@ def dual_svm(
     solver: SolverSection,
     support_tol: float,
     class_weight: dict[Any, float] | None = None,
-) -> KernelSVM:
-    """A :class:`KernelSVM` configured from a solver section (cvxopt options per call)."""
+) -> BinaryKernelSVM:
+    """A :class:`BinaryKernelSVM` configured from a solver section (cvxopt options per call)."""
     options = {
         "abstol": solver.abstol,
         "reltol": solver.reltol,
         "feastol": solver.feastol,
         "maxiters": solver.maxiters,
     }
-    return KernelSVM(
+    return BinaryKernelSVM(
         kernel,
         C=C,
         class_weight=class_weight,
@@ -78,7 +78,7 @@ def dual_svm(
     )
 
 
-def panel_artifact(svm: KernelSVM, split: Any, resolution: int, caption: str) -> dict | None:
+def panel_artifact(svm: BinaryKernelSVM, split: Any, resolution: int, caption: str) -> dict | None:
     """The stored decision panel of a fitted SVM on a 2-D split (None for other data: decision
     regions are drawn for 2-D data only)."""
     from kernelnet.plotting import DecisionPanel

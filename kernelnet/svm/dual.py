@@ -228,7 +228,7 @@ def fit_bias(
 
 
 @dataclass
-class KernelSVM:
+class BinaryKernelSVM:
     """Soft-margin kernel SVM fitted through the dual QP.
 
     Constructor stores hyperparameters only; learned attributes end in ``_``.
@@ -257,7 +257,7 @@ class KernelSVM:
         factor = np.array([weights.get(v, 1.0) for v in y_original.tolist()], dtype=np.float64)
         return self.C * factor
 
-    def fit(self, X: Any, y: Any) -> KernelSVM:
+    def fit(self, X: Any, y: Any) -> BinaryKernelSVM:
         X, y_original = check_X_y(X, y)
         y_pm, self.label_mapping_ = binary_labels(y_original)
         self.classes_ = np.unique(y_original)

@@ -9,7 +9,7 @@ from kernelnet.data.registry import TOY2D, load_binary
 from kernelnet.errors import DataError
 from kernelnet.kernels import make_kernel
 from kernelnet.mercer import check_psd
-from kernelnet.svm.dual import KernelSVM, SolverError, fit_bias, solve_dual
+from kernelnet.svm.dual import BinaryKernelSVM, SolverError, fit_bias, solve_dual
 from kernelnet.svm.smo import smo
 
 KERNELS = ["linear", "poly", "sigmoid", "rbf"]
@@ -29,7 +29,7 @@ def libsvm(kernel, dataset):
 @pytest.mark.parametrize("solver", ["cvxopt", "smo"])
 def test_agrees_with_libsvm_on_every_cell(dataset, kernel, solver):
     split = load_binary(dataset)
-    ours = KernelSVM(make_kernel(kernel, **PARAMS), C=1.0, solver=solver).fit(
+    ours = BinaryKernelSVM(make_kernel(kernel, **PARAMS), C=1.0, solver=solver).fit(
         split.X_train, split.y_train
     )
     reference = libsvm(kernel, dataset)
@@ -45,7 +45,7 @@ def test_six_point_problem_exact_answer():
     X = np.array([[-2, -1], [-1, -1], [-1, -2], [1, 1], [1, 2], [2, 1]], dtype=float)
     y = np.array([1, 1, 1, 2, 2, 2])
     for solver in ("cvxopt", "smo"):
-        model = KernelSVM(make_kernel("linear"), C=1.0, solver=solver).fit(X, y)
+        model = BinaryKernelSVM(make_kernel("linear"), C=1.0, solver=solver).fit(X, y)
         np.testing.assert_array_equal(model.support_, [1, 3])
         np.testing.assert_allclose(model.alpha_[[1, 3]], [0.25, 0.25], atol=1e-7)
         np.testing.assert_allclose(model.alpha_[[0, 2, 4, 5]], 0, atol=1e-7)
@@ -78,7 +78,7 @@ def test_bias_tolerance_is_relative_to_C():
 
 def test_per_sample_costs_match_libsvm_class_weights():
     split = load_binary("moons")
-    ours = KernelSVM(make_kernel("rbf", gamma=0.2), C=1.0, class_weight={0.0: 1.0, 1.0: 5.0})
+    ours = BinaryKernelSVM(make_kernel("rbf", gamma=0.2), C=1.0, class_weight={0.0: 1.0, 1.0: 5.0})
     ours.fit(split.X_train, np.where(split.y_train > 0, 1.0, 0.0))
     reference = SVC(C=1.0, kernel="rbf", gamma=0.2, tol=1e-6, class_weight={0: 1.0, 1: 5.0})
     reference.fit(split.X_train, np.where(split.y_train > 0, 1, 0))
@@ -170,7 +170,7 @@ def test_solver_options_are_passed_per_call_and_globals_untouched():
 @pytest.mark.parametrize("C", [0.0, -1.0, np.inf, np.nan])
 def test_invalid_C_rejected(C):
     with pytest.raises(ValueError, match="C must be > 0"):
-        KernelSVM(make_kernel("linear"), C=C)
+        BinaryKernelSVM(make_kernel("linear"), C=C)
 
 
 def test_bad_input_rejected_before_solving(monkeypatch):
@@ -178,7 +178,7 @@ def test_bad_input_rejected_before_solving(monkeypatch):
         raise AssertionError("solver must not run")
 
     monkeypatch.setattr(dual.cvxopt.solvers, "qp", explode)
-    model = KernelSVM(make_kernel("linear"))
+    model = BinaryKernelSVM(make_kernel("linear"))
     with pytest.raises(DataError, match=r"inconsistent numbers of samples: \[3, 2\]"):
         model.fit(np.zeros((3, 2)), [1, -1])
     with pytest.raises(DataError, match="got 1 class"):
@@ -189,6 +189,6 @@ def test_bad_input_rejected_before_solving(monkeypatch):
 
 def test_wrong_feature_count_at_predict():
     split = load_binary("moons")
-    model = KernelSVM(make_kernel("rbf", gamma=0.2)).fit(split.X_train, split.y_train)
+    model = BinaryKernelSVM(make_kernel("rbf", gamma=0.2)).fit(split.X_train, split.y_train)
     with pytest.raises(DataError, match="X has 3 features"):
         model.predict(np.zeros((2, 3)))

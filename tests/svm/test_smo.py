@@ -4,7 +4,7 @@ from sklearn.datasets import make_moons
 from sklearn.svm import SVC
 
 from kernelnet.kernels import make_kernel
-from kernelnet.svm.dual import AUTO_CVXOPT_MAX_N, KernelSVM
+from kernelnet.svm.dual import AUTO_CVXOPT_MAX_N, BinaryKernelSVM
 from kernelnet.svm.smo import KernelRows, smo
 
 
@@ -32,7 +32,7 @@ def test_solvers_agree_with_each_other_and_libsvm_on_a_larger_set(larger):
     reference = SVC(C=1.0, kernel="rbf", gamma=0.5, tol=1e-6).fit(X, y).decision_function(X_test)
     values = {}
     for solver in ("cvxopt", "smo"):
-        model = KernelSVM(make_kernel("rbf", gamma=0.5), C=1.0, solver=solver).fit(X, y)
+        model = BinaryKernelSVM(make_kernel("rbf", gamma=0.5), C=1.0, solver=solver).fit(X, y)
         values[solver] = model.decision_function(X_test)
         np.testing.assert_allclose(values[solver], reference, atol=1e-4)
     np.testing.assert_allclose(values["cvxopt"], values["smo"], atol=1e-5)
@@ -40,17 +40,17 @@ def test_solvers_agree_with_each_other_and_libsvm_on_a_larger_set(larger):
 
 def test_auto_uses_cvxopt_for_small_problems_and_smo_for_large(larger):
     X, y, _, _ = larger
-    small = KernelSVM(make_kernel("rbf", gamma=0.5), solver="auto").fit(X[:200], y[:200])
+    small = BinaryKernelSVM(make_kernel("rbf", gamma=0.5), solver="auto").fit(X[:200], y[:200])
     assert small.solver_.solver == "cvxopt"
     big_X, big_y = make_moons(AUTO_CVXOPT_MAX_N + 1, noise=0.3, random_state=0)
-    big = KernelSVM(make_kernel("rbf", gamma=0.5), solver="auto").fit(big_X, big_y)
+    big = BinaryKernelSVM(make_kernel("rbf", gamma=0.5), solver="auto").fit(big_X, big_y)
     assert big.solver_.solver == "smo"
 
 
 def test_smo_handles_an_indefinite_kernel_like_libsvm():
     X, y = make_moons(300, noise=0.3, random_state=1)
     kernel = make_kernel("sigmoid", gamma=0.5, coef0=-1.0)
-    model = KernelSVM(kernel, C=1.0, solver="smo").fit(X, y)
+    model = BinaryKernelSVM(kernel, C=1.0, solver="smo").fit(X, y)
     reference = SVC(C=1.0, kernel="sigmoid", gamma=0.5, coef0=-1.0, tol=1e-6).fit(X, y)
     np.testing.assert_allclose(
         model.decision_function(X), reference.decision_function(X), atol=1e-4

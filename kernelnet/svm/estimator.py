@@ -1,0 +1,145 @@
+"""``kernelnet.KernelSVM``: a scikit-learn-style kernel SVM (the parameters of SVC), with
+multiclass one-vs-one as libsvm does it, built on the dual solver of
+:class:`~kernelnet.svm.dual.BinaryKernelSVM` (cvxopt, or SMO for large problems).
+
+One-vs-one: for every pair of classes (i < j) a binary SVM is fitted on the samples of
+those two classes; a sample gets one vote per pair, for class i when the pair's decision
+value (libsvm's orientation: positive for i) is > 0, else for j; the class with most votes
+wins, ties going to the lower class index — libsvm's rule, so predictions compare one to
+one with scikit-learn's SVC. ``decision_function`` follows SVC's default shapes: (n,) for
+two classes (positive for ``classes_[1]``), (n, n_classes) "ovr" scores otherwise (votes
+plus a confidence squashed into (-1/3, 1/3), as SVC computes them).
+
+scikit-learn is optional: when it is installed the estimator derives from its BaseEstimator
+and ClassifierMixin and validates input with its helpers, so clone, Pipeline,
+cross_val_score and GridSearchCV work; without it the same methods come from
+:mod:`kernelnet.svm.estimator_base`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from kernelnet.kernels import make_kernel
+from kernelnet.svm.dual import BinaryKernelSVM
+from kernelnet.svm.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
+
+
+class KernelSVM(ClassifierMixin, BaseEstimator):
+    """Soft-margin kernel SVM. ``kernel`` is linear, poly, sigmoid or rbf; ``gamma`` a
+    number, "scale" (1 / (n_features * X.var())) or "auto" (1 / n_features);
+    ``class_weight`` a dict {label: weight} or "balanced"; ``solver`` cvxopt, smo or auto
+    (cvxopt up to 1,000 samples per pair); ``tol`` the SMO stopping tolerance (libsvm's
+    1e-3 by default)."""
+
+    def __init__(
+        self,
+        kernel: str = "rbf",
+        C: float = 1.0,
+        gamma: float | str = "scale",
+        degree: int = 3,
+        coef0: float = 0.0,
+        class_weight: dict | str | None = None,
+        solver: str = "auto",
+        tol: float = 1e-3,
+        cache_size: float = 500.0,
+    ):
+        self.kernel = kernel
+        self.C = C
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.class_weight = class_weight
+        self.solver = solver
+        self.tol = tol
+        self.cache_size = cache_size
+
+    def _gamma(self, X: np.ndarray) -> float:
+        if self.gamma == "scale":
+            variance = float(X.var())
+            return 1.0 / (X.shape[1] * variance) if variance > 0 else 1.0
+        if self.gamma == "auto":
+            return 1.0 / X.shape[1]
+        if isinstance(self.gamma, str) or not np.isfinite(self.gamma) or self.gamma < 0:
+            raise ValueError(f"gamma must be 'scale', 'auto' or a number >= 0 (got {self.gamma!r})")
+        return float(self.gamma)
+
+    def _weights(self, y: np.ndarray) -> dict[Any, float]:
+        if self.class_weight is None:
+            return {}
+        if self.class_weight == "balanced":
+            counts = {c: int((y == c).sum()) for c in self.classes_}
+            return {c: len(y) / (len(self.classes_) * n) for c, n in counts.items()}
+        if isinstance(self.class_weight, dict):
+            return dict(self.class_weight)
+        raise ValueError(
+            f"class_weight must be a dict, 'balanced' or None (got {self.class_weight!r})"
+        )
+
+    def fit(self, X: Any, y: Any = None) -> KernelSVM:
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X, y = validate(self, X, y, reset=True)
+        self.classes_ = np.unique(y)
+        if self.classes_.size < 2:
+            raise ValueError(
+                f"The number of classes has to be greater than one; got {self.classes_.size} class"
+            )
+        self.gamma_ = self._gamma(X)
+        kernel = make_kernel(self.kernel, gamma=self.gamma_, degree=self.degree, coef0=self.coef0)
+        weights = self._weights(y)
+        self.pairs_ = list(itertools.combinations(range(self.classes_.size), 2))
+        self.estimators_ = []
+        for i, j in self.pairs_:
+            ci, cj = self.classes_[i], self.classes_[j]
+            mask = (y == ci) | (y == cj)
+            binary = BinaryKernelSVM(
+                kernel,
+                C=float(self.C),
+                class_weight={ci: weights.get(ci, 1.0), cj: weights.get(cj, 1.0)}
+                if weights
+                else None,
+                solver=self.solver,
+                smo_tol=self.tol,
+                cache_mb=self.cache_size,
+            )
+            self.estimators_.append(binary.fit(X[mask], y[mask]))
+        return self
+
+    def _pair_values(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_pairs) decision values in libsvm's orientation: positive for class i."""
+        return np.column_stack([-m.decision_function(X) for m in self.estimators_])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_fitted(self)
+        X = validate(self, X, reset=False)
+        if self.classes_.size == 2:
+            return self.estimators_[0].decision_function(X)
+        values = self._pair_values(X)
+        votes = np.zeros((len(X), self.classes_.size))
+        confidence = np.zeros_like(votes)
+        for column, (i, j) in enumerate(self.pairs_):
+            positive = values[:, column] > 0
+            votes[:, i] += positive
+            votes[:, j] += ~positive
+            confidence[:, i] += values[:, column]
+            confidence[:, j] -= values[:, column]
+        return votes + confidence / (3 * (np.abs(confidence) + 1))
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_fitted(self)
+        X = validate(self, X, reset=False)
+        if self.classes_.size == 2:
+            return self.classes_[(self.estimators_[0].decision_function(X) > 0).astype(int)]
+        values = self._pair_values(X)
+        votes = np.zeros((len(X), self.classes_.size), dtype=np.int64)
+        for column, (i, j) in enumerate(self.pairs_):
+            positive = values[:, column] > 0
+            votes[:, i] += positive
+            votes[:, j] += ~positive
+        return self.classes_[np.argmax(votes, axis=1)]  # first maximum: the lower index
