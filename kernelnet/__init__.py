@@ -2,17 +2,21 @@
 
 The Python API (imported on first use, so ``import kernelnet`` stays instant):
 ``kernelnet.run(experiment, ...)``, ``kernelnet.load_run(path_or_id)``, ``kernelnet.Run`` and
-the scikit-learn-style estimator ``kernelnet.KernelSVM``.
+the scikit-learn-style estimators ``KernelSVM``, ``LinearSVM``, ``MLPClassifier`` and
+``KNeighborsClassifier``.
 """
 
 __version__ = "0.1.0"
-__all__ = ["KernelSVM", "Run", "load_run", "run"]
 _HOMES = {
+    "KNeighborsClassifier": "kernelnet.knn",
+    "LinearSVM": "kernelnet.svm.linear",
+    "MLPClassifier": "kernelnet.nn.estimator",
     "KernelSVM": "kernelnet.svm.estimator",
     "Run": "kernelnet.api",
     "load_run": "kernelnet.api",
     "run": "kernelnet.api",
 }
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):

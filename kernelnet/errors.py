@@ -20,8 +20,9 @@ class ConfigError(KernelnetError):
     exit_code = 2
 
 
-class DataError(KernelnetError):
-    """A dataset is missing, corrupt or unsuitable for the estimator."""
+class DataError(KernelnetError, ValueError):
+    """A dataset is missing, corrupt or unsuitable for the estimator (a ValueError too, as
+    scikit-learn expects of bad input)."""
 
     exit_code = 2
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernelnet.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
+
 METRICS = ("euclidean", "cosine")
 
 
@@ -72,3 +74,39 @@ def knn_predict_all_k(
     labels = y_train[order]
     n_classes = int(y_train.max()) + 1
     return {k: vote(labels, k, n_classes) for k in ks}
+
+
+class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
+    """k-nearest-neighbour classifier (scikit-learn's estimator API) on the functions above:
+    Euclidean or cosine distance, equal distances in training order, a tied vote to the
+    class of the nearest tied neighbour."""
+
+    def __init__(self, n_neighbors: int = 5, metric: str = "euclidean"):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+
+    def fit(self, X, y=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 1:
+            raise ValueError(f"n_neighbors must be a positive integer (got {self.n_neighbors!r})")
+        X, y = validate(self, X, y, reset=True)
+        self.classes_, self._codes = np.unique(y, return_inverse=True)
+        self._X = X
+        return self
+
+    def predict(self, X):
+        check_fitted(self)
+        X = validate(self, X, reset=False)
+        k = int(self.n_neighbors)
+        if k > len(self._X):
+            raise ValueError(
+                f"Expected n_neighbors <= n_samples_fit, but n_neighbors = {k}, "
+                f"n_samples_fit = {len(self._X)}"
+            )
+        codes = knn_predict_all_k(self._X, self._codes, X, [k], self.metric)[k]
+        return self.classes_[codes]

@@ -30,3 +30,11 @@ def named_rng(seed: int | list[int], purpose: str) -> np.random.Generator:
     points"). ``seed`` may be the list of a swept seed: every value counts."""
     seeds = seed if isinstance(seed, list) else [seed]
     return np.random.default_rng(np.random.SeedSequence([*seeds, *_words(f"purpose:{purpose}")]))
+
+
+def estimator_rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
+    """The Generator of a scikit-learn-style estimator: its own if given one, else seeded by
+    ``random_state`` (None means 0: fits are reproducible unless asked otherwise)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(0 if random_state is None else random_state)

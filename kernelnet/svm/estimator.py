@@ -13,7 +13,7 @@ plus a confidence squashed into (-1/3, 1/3), as SVC computes them).
 scikit-learn is optional: when it is installed the estimator derives from its BaseEstimator
 and ClassifierMixin and validates input with its helpers, so clone, Pipeline,
 cross_val_score and GridSearchCV work; without it the same methods come from
-:mod:`kernelnet.svm.estimator_base`.
+:mod:`kernelnet.estimator_base`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from kernelnet.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
 from kernelnet.kernels import make_kernel
 from kernelnet.svm.dual import BinaryKernelSVM
-from kernelnet.svm.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
 
 
 class KernelSVM(ClassifierMixin, BaseEstimator):

@@ -1,0 +1,86 @@
+"""``kernelnet.LinearSVM``: the primal soft-margin SVM trained by gradient descent on the
+hinge loss (:func:`kernelnet.svm.primal.fit_gradient_descent`), with scikit-learn's
+estimator API. Two classes; the smaller label is -1."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernelnet.data.validation import binary_labels
+from kernelnet.estimator_base import (
+    HAVE_SKLEARN,
+    BaseEstimator,
+    ClassifierMixin,
+    check_fitted,
+    validate,
+)
+from kernelnet.seeding import estimator_rng
+from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent
+
+
+class LinearSVM(ClassifierMixin, BaseEstimator):
+    """min 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w.x_i + b)), from w = 0, b = 0, for
+    ``epochs`` full-batch steps (``batch_size=None``) or minibatch epochs."""
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        learning_rate: float = 1e-3,
+        epochs: int = 100,
+        batch_size: int | None = None,
+        schedule: str = "constant",
+        decay: float = 0.0,
+        random_state=None,
+    ):
+        self.C = C
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.schedule = schedule
+        self.decay = decay
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        X, y = validate(self, X, y, reset=True)
+        self.classes_ = np.unique(y)
+        if self.classes_.size > 2:
+            raise ValueError(
+                f"Only binary classification is supported. Got {self.classes_.size} classes; "
+                "use KernelSVM(kernel='linear') for more"
+            )
+        y_pm, self.label_mapping_ = binary_labels(y)  # ValueError-compatible for 1 or 3+ classes
+        fit = fit_gradient_descent(
+            X,
+            y_pm,
+            float(self.C),
+            float(self.learning_rate),
+            int(self.epochs),
+            batch_size=self.batch_size,
+            schedule=self.schedule,
+            decay=float(self.decay),
+            rng=estimator_rng(self.random_state),
+        )
+        self.coef_, self.intercept_ = fit.w, float(fit.b)
+        return self
+
+    def decision_function(self, X):
+        check_fitted(self)
+        X = validate(self, X, reset=False)
+        return X @ self.coef_ + self.intercept_
+
+    def predict(self, X):
+        positive = self.decision_function(X) > 0  # checks that the model is fitted first
+        return self.classes_[positive.astype(int)]
+
+    if HAVE_SKLEARN:
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.classifier_tags.multi_class = False
+            return tags
