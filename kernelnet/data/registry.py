@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from kernelnet.config.schema import param
-from kernelnet.data.validation import binary_labels, check_X_y
+from kernelnet.data.validation import binary_labels, check_X_y, label_text
 from kernelnet.errors import DataError
 from kernelnet.shipped import shipped
 
@@ -186,6 +186,53 @@ DATASET_HELP = (
     "a shipped set (iris_binary, moons, circles, linear, xor) or a path to a CSV, .npz or "
     "LIBSVM file (see data.label_column, data.test_path, data.test_fraction)"
 )
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    """A train/test split with labels as they are (two or more classes)."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    label_mapping: dict[str, int]  # label (as text) -> -1/+1 for two classes, else its index
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(self.y_train)
+
+
+def load_labelled(data: Any, seed: Any, extra_names: tuple[str, ...] = ()) -> LabelledSplit:
+    """A split with any number of classes: a shipped two-class set (labels -1/+1, as the
+    binary experiments see it) or a user's file (labels as read)."""
+    from kernelnet.data.files import load_train_test, looks_like_path
+
+    name = data.dataset
+    if name in _NPZ_DATASETS:
+        split = load_binary(name)
+        return LabelledSplit(
+            name, split.X_train, split.y_train, split.X_test, split.y_test, split.label_mapping
+        )
+    if not looks_like_path(name):
+        raise unknown_dataset(name, (*BINARY_DATASETS, *extra_names))
+    train, test = load_train_test(name, seed, data.test_fraction, data.test_path, data.label_column)
+    classes = np.unique(train.y)
+    if classes.size < 2:
+        raise DataError(f"{name}: needs at least two classes; got 1 class")
+    if classes.size == 2:  # as every two-class model reads it: the smaller label is -1
+        mapping = binary_labels(train.y)[1]
+    else:
+        mapping = {label_text(c): i for i, c in enumerate(classes)}
+    unknown = set(np.unique(test.y).astype(str).tolist()) - set(mapping)
+    if unknown:
+        raise DataError(f"{name}: the test data has labels not seen in training: {sorted(unknown)}")
+    return LabelledSplit(name, train.X, train.y, test.X, test.y, mapping)
 
 
 @dataclass

@@ -154,18 +154,29 @@ def _no_preflight(cells: list[Cell]) -> None:
     return None
 
 
-def verify_datasets(cells: list[Cell]) -> None:
-    """Preflight for experiments with a two-class ``data`` section: load each distinct
-    dataset (and split) once, so a data problem stops the run before a folder exists."""
-    from kernelnet.data.registry import load_binary_data
-
+def _each_dataset(cells: list[Cell], load: Callable[[Any, Any], Any]) -> None:
     seen = set()
     for cell in cells:
         d = cell.config.data
         key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
         if key not in seen:
             seen.add(key)
-            load_binary_data(d, cell.config.seed)
+            load(d, cell.config.seed)
+
+
+def verify_datasets(cells: list[Cell]) -> None:
+    """Preflight for experiments with a two-class ``data`` section: load each distinct
+    dataset (and split) once, so a data problem stops the run before a folder exists."""
+    from kernelnet.data.registry import load_binary_data
+
+    _each_dataset(cells, load_binary_data)
+
+
+def verify_labelled_datasets(cells: list[Cell]) -> None:
+    """The same for experiments that take any number of classes."""
+    from kernelnet.data.registry import load_labelled
+
+    _each_dataset(cells, load_labelled)
 
 
 @dataclass(frozen=True)

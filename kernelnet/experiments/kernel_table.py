@@ -10,7 +10,14 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import param
 from kernelnet.config.sweep import safe_text
-from kernelnet.data.registry import DATASET_HELP, TOY2D, DataFileOptions, load_binary_data
+from kernelnet.data.registry import (
+    DATASET_HELP,
+    TOY2D,
+    BinarySplit,
+    DataFileOptions,
+    LabelledSplit,
+    load_labelled,
+)
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -21,14 +28,14 @@ from kernelnet.experiments.base import (
     ReportContext,
     figure_suffix,
     group_cells,
-    verify_datasets,
+    verify_labelled_datasets,
 )
 from kernelnet.experiments.svm_sections import (
     KernelSection,
     PlotSection,
     SolverSection,
-    dual_svm,
     kernel_of,
+    kernel_svm,
     panel_artifact,
 )
 from kernelnet.mercer import check_psd
@@ -38,7 +45,11 @@ from kernelnet.tables import Table, number, percent
 
 @dataclass
 class TableData(DataFileOptions):
-    dataset: str = param(default_factory=lambda: list(TOY2D), label="dataset", help=DATASET_HELP)
+    dataset: str = param(
+        default_factory=lambda: list(TOY2D),
+        label="dataset",
+        help=DATASET_HELP + "; a file may hold more than two classes (one-vs-one)",
+    )
 
 
 @dataclass
@@ -59,9 +70,8 @@ class KernelTableConfig(ExperimentConfig):
 
 
 def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
-    split = load_binary_data(config.data, config.seed)
+    split = load_labelled(config.data, config.seed)
     k = config.kernel
-    kernel = kernel_of(k)
     row = {
         "dataset": config.data.dataset,
         "kernel": k.name,
@@ -70,27 +80,42 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         "degree": k.degree,
         "coef0": k.coef0,
     }
-    spectrum = check_psd(kernel(split.X_train))
+    spectrum = check_psd(kernel_of(k)(split.X_train))
     if not spectrum.psd:
         ctx.log.warning(
             "%s: Gram matrix is not PSD (lambda_min = %.3g)", ctx.cell.id, spectrum.min_eigenvalue
         )
-    svm = dual_svm(kernel, config.svm.C, config.solver, config.svm.support_tol)
+    svm = kernel_svm(k, config.svm.C, config.solver, config.svm.support_tol)
     started = time.perf_counter()
     svm.fit(split.X_train, split.y_train)
     seconds = time.perf_counter() - started
+    pairs = svm.estimators_  # one binary SVM, or one per pair of classes (one-vs-one)
     row |= {
         "train_accuracy": float((svm.predict(split.X_train) == split.y_train).mean()),
         "test_accuracy": float((svm.predict(split.X_test) == split.y_test).mean()),
-        "n_support": int(svm.support_.size),
-        "solver_status": svm.solver_.status,
-        "iterations": svm.solver_.iterations,
+        "n_support": int(sum(m.support_.size for m in pairs)),
+        "solver_status": "; ".join(dict.fromkeys(m.solver_.status for m in pairs)),
+        "iterations": int(sum(m.solver_.iterations for m in pairs)),
         "fit_seconds": seconds,
     }
-    ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
-    psd = "" if spectrum.psd else ", not PSD"
-    caption = f"test {percent(row['test_accuracy'])}%, {row['n_support']} SV{psd}"
-    panel = panel_artifact(svm, split, config.plot.resolution, caption)
+    if len(pairs) == 1:
+        model = pairs[0]
+        ctx.files.save_params(
+            alpha=model.alpha_, bias=np.float64(model.bias_), support=model.support_
+        )
+    else:
+        ctx.files.save_params(
+            **{
+                f"{name}_{i}_{j}": value
+                for (i, j), m in zip(svm.pairs_, pairs)
+                for name, value in (("dual_coef", m.dual_coef_), ("bias", np.float64(m.bias_)))
+            }
+        )
+    panel = None
+    if len(pairs) == 1:  # decision regions are drawn for two classes in 2-D
+        psd = "" if spectrum.psd else ", not PSD"
+        caption = f"test {percent(row['test_accuracy'])}%, {row['n_support']} SV{psd}"
+        panel = panel_artifact(pairs[0], _pm(split, svm.classes_), config.plot.resolution, caption)
     artifacts = {
         "panel": panel,
         "label_mapping": split.label_mapping,
@@ -98,6 +123,15 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
         "min_eigenvalue": float(spectrum.min_eigenvalue),
     }
     return CellOutput([row], artifacts)
+
+
+def _pm(split: LabelledSplit, classes: np.ndarray) -> BinarySplit:
+    """A two-class split with labels -1/+1 (the second class +1), for drawing."""
+
+    def pm(y: np.ndarray) -> np.ndarray:
+        return np.where(y == classes[1], 1.0, -1.0)
+
+    return BinarySplit(split.name, split.X_train, pm(split.y_train), split.X_test, pm(split.y_test))
 
 
 WITHIN = ("dataset", "kernel")  # the axes an accuracy table lays out as rows and columns
@@ -218,5 +252,5 @@ EXPERIMENT = Experiment(
     schema=KernelTableConfig,
     run_cell=run_cell,
     report=report,
-    preflight=verify_datasets,
+    preflight=verify_labelled_datasets,
 )

@@ -9,16 +9,13 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, param
-from kernelnet.data.files import load_train_test, looks_like_path
 from kernelnet.data.mnist import load_mnist, mnist_split
 from kernelnet.data.registry import (
     BINARY_DATASETS,
     TOY2D,
     DataFileOptions,
-    load_binary,
-    unknown_dataset,
+    load_labelled,
 )
-from kernelnet.errors import DataError
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -82,30 +79,12 @@ def splits(config: KnnConfig, rng: np.random.Generator):
 
 def labelled(config: KnnConfig):
     """A shipped two-class set or a user's file: (X_train, y_train, X_test, y_test, label
-    mapping) with labels mapped to 0..C-1 in sorted order (the mapping is recorded)."""
-    d = config.data
-    if d.dataset in BINARY_DATASETS:
-        split = load_binary(d.dataset)
-        mapping = {label: int(v > 0) for label, v in split.label_mapping.items()}
-        y_train, y_test = (split.y_train > 0).astype(np.int64), (split.y_test > 0).astype(np.int64)
-        return split.X_train, y_train, split.X_test, y_test, mapping
-    if not looks_like_path(d.dataset):
-        raise unknown_dataset(d.dataset, DATASETS)
-    train, test = load_train_test(
-        d.dataset, config.seed, d.test_fraction, d.test_path, d.label_column
-    )
-    classes = np.unique(train.y)
-    if classes.size < 2:
-        raise DataError(f"{d.dataset}: k-NN needs at least two classes; got 1 class")
-    index = {str(c.item()): i for i, c in enumerate(classes)}
-    unknown = set(np.unique(test.y).astype(str).tolist()) - set(index)
-    if unknown:
-        raise DataError(
-            f"{d.dataset}: the test data has labels not seen in training: {sorted(unknown)}"
-        )
-    y_train = np.array([index[str(v)] for v in train.y.tolist()], dtype=np.int64)
-    y_test = np.array([index[str(v)] for v in test.y.tolist()], dtype=np.int64)
-    return train.X, y_train, test.X, y_test, index
+    mapping) with labels coded 0..C-1 in sorted order (the mapping is recorded)."""
+    split = load_labelled(config.data, config.seed, extra_names=("mnist",))
+    classes = split.classes
+    y_train = np.searchsorted(classes, split.y_train).astype(np.int64)
+    y_test = np.searchsorted(classes, split.y_test).astype(np.int64)
+    return split.X_train, y_train, split.X_test, y_test, split.label_mapping
 
 
 def choose_k(val_accuracy: dict[int, float]) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from kernelnet.config import param
 from kernelnet.kernels import KERNELS, Kernel, make_kernel
 from kernelnet.svm.dual import FALLBACKS, SOLVERS, BinaryKernelSVM
+from kernelnet.svm.estimator import KernelSVM
 
 
 @dataclass
@@ -52,6 +53,34 @@ def kernel_of(section: KernelSection) -> Kernel:
     )
 
 
+def _qp_options(solver: SolverSection) -> dict[str, Any]:
+    return {
+        "abstol": solver.abstol,
+        "reltol": solver.reltol,
+        "feastol": solver.feastol,
+        "maxiters": solver.maxiters,
+    }
+
+
+def kernel_svm(
+    section: KernelSection, C: float, solver: SolverSection, support_tol: float
+) -> KernelSVM:
+    """The public :class:`KernelSVM` (two classes, or one-vs-one) configured from a config's
+    kernel and solver sections."""
+    return KernelSVM(
+        kernel=section.name,
+        C=C,
+        gamma=section.gamma,
+        degree=section.degree,
+        coef0=section.coef0,
+        solver=solver.name,
+        tol=solver.smo_tol,
+        fallback=solver.fallback,
+        qp_options=_qp_options(solver),
+        support_tol=support_tol,
+    )
+
+
 def dual_svm(
     kernel: Kernel,
     C: float,
@@ -60,19 +89,13 @@ def dual_svm(
     class_weight: dict[Any, float] | None = None,
 ) -> BinaryKernelSVM:
     """A :class:`BinaryKernelSVM` configured from a solver section (cvxopt options per call)."""
-    options = {
-        "abstol": solver.abstol,
-        "reltol": solver.reltol,
-        "feastol": solver.feastol,
-        "maxiters": solver.maxiters,
-    }
     return BinaryKernelSVM(
         kernel,
         C=C,
         class_weight=class_weight,
         solver=solver.name,
         fallback=solver.fallback,
-        qp_options=options,
+        qp_options=_qp_options(solver),
         smo_tol=solver.smo_tol,
         support_tol=support_tol,
     )

@@ -33,7 +33,9 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     number, "scale" (1 / (n_features * X.var())) or "auto" (1 / n_features);
     ``class_weight`` a dict {label: weight} or "balanced"; ``solver`` cvxopt, smo or auto
     (cvxopt up to 1,000 samples per pair); ``tol`` the SMO stopping tolerance (libsvm's
-    1e-3 by default)."""
+    1e-3 by default); ``fallback``, ``qp_options`` and ``support_tol`` as for
+    :class:`~kernelnet.svm.dual.BinaryKernelSVM` (what to do when cvxopt fails, its options,
+    the alpha above which a sample is a support vector, relative to C)."""
 
     def __init__(
         self,
@@ -46,6 +48,9 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         solver: str = "auto",
         tol: float = 1e-3,
         cache_size: float = 500.0,
+        fallback: str = "smo",
+        qp_options: dict | None = None,
+        support_tol: float = 1e-5,
     ):
         self.kernel = kernel
         self.C = C
@@ -56,6 +61,9 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         self.solver = solver
         self.tol = tol
         self.cache_size = cache_size
+        self.fallback = fallback
+        self.qp_options = qp_options
+        self.support_tol = support_tol
 
     def _gamma(self, X: np.ndarray) -> float:
         if self.gamma == "scale":
@@ -107,6 +115,9 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
                 solver=self.solver,
                 smo_tol=self.tol,
                 cache_mb=self.cache_size,
+                fallback=self.fallback,
+                qp_options=dict(self.qp_options or {}),
+                support_tol=self.support_tol,
             )
             self.estimators_.append(binary.fit(X[mask], y[mask]))
         return self
