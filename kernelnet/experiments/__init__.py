@@ -12,6 +12,7 @@ from kernelnet.experiments import (
     kernel_check,
     kernel_table,
     knn,
+    mlp,
     mnist,
     optimizers,
     siamese,
@@ -34,6 +35,7 @@ REGISTRY: dict[str, Experiment] = {
         optimizers.EXPERIMENT,
         fit.EXPERIMENT,
         siamese.EXPERIMENT,
+        mlp.EXPERIMENT,
     )
 }
 

@@ -163,3 +163,17 @@ def test_kernel_table_takes_multiclass_files_one_vs_one_like_svc(tmp_path):
         assert float(rows[kernel]["test_accuracy"]) == ref.score(test.X, test.y)
     refused = invoke("svm-primal", "--runs-dir", tmp_path / "runs", "--set", f"data.dataset={data}")
     assert refused.exit_code == 2 and "needs exactly two classes" in refused.stderr
+
+
+def test_the_mlp_experiment_trains_on_a_multiclass_file(tmp_path):
+    data = write_csv(tmp_path / "three.csv", *blobs(n=50, classes=("a", "b", "c")))
+    result = invoke("mlp", "--runs-dir", tmp_path / "runs", "--quiet",
+                    "--set", f"data.dataset={data}", "--set", "train.epochs=30")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    folder = folder_of(result)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.9
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 31))
+    assert (folder / "cells" / "single" / "model.npz").is_file()
+    assert (folder / "plots" / "single" / "training.png").is_file()

@@ -70,6 +70,11 @@ CASES = {
         "fit.learning_rate=0.01,0.02",
         None,
     ),
+    "mlp": (
+        ["data.dataset=xor", "train.epochs=5"],
+        "model.hidden=[[8],[16]]",
+        "toy2d/xor.npz",
+    ),
     "siamese": (
         ["siamese.train_pairs=100", "siamese.test_pairs=40", "siamese.epochs=1"],
         "siamese.learning_rate=0.001,0.002",
