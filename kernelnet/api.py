@@ -156,6 +156,17 @@ class Run:
         folder = self.path / "cells" / self._cell_id(cell)
         return sorted(p for p in folder.rglob("*") if p.is_file())
 
+    def model(self, cell: str | None = None):
+        """The fitted estimator the cell saved (KernelSVM for kernel-table, LinearSVM for
+        svm-primal, MLPClassifier for mlp), ready to predict on new data; read as data,
+        never unpickled."""
+        from kernelnet.model_io import load_model
+
+        try:
+            return load_model(self.path / "cells" / self._cell_id(cell))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
     def _cell_id(self, cell: str | None) -> str:
         ids = [c["id"] for c in self.cells]
         if cell is None:

@@ -99,6 +99,19 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self._X = X
         return self
 
+    def _state(self) -> dict:
+        return {
+            "X": self._X,
+            "codes": self._codes,
+            "classes": self.classes_,
+            "n_features_in": self.n_features_in_,
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self._X, self._codes = np.asarray(state["X"]), np.asarray(state["codes"])
+        self.classes_ = np.asarray(state["classes"])
+        self.n_features_in_ = int(state["n_features_in"])
+
     def predict(self, X):
         check_fitted(self)
         X = validate(self, X, reset=False)

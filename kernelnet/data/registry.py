@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from kernelnet.config.schema import param
-from kernelnet.data.validation import binary_labels, check_X_y, label_text
+from kernelnet.data.validation import binary_labels, check_X_y, classes_of, label_text
 from kernelnet.errors import DataError
 from kernelnet.shipped import shipped
 
@@ -216,8 +216,18 @@ def load_labelled(data: Any, seed: Any, extra_names: tuple[str, ...] = ()) -> La
     name = data.dataset
     if name in _NPZ_DATASETS:
         split = load_binary(name)
+        negative, positive = classes_of(split.label_mapping)  # the labels as shipped
+
+        def original(y_pm: np.ndarray) -> np.ndarray:
+            return np.where(y_pm > 0, positive, negative)
+
         return LabelledSplit(
-            name, split.X_train, split.y_train, split.X_test, split.y_test, split.label_mapping
+            name,
+            split.X_train,
+            original(split.y_train),
+            split.X_test,
+            original(split.y_test),
+            split.label_mapping,
         )
     if not looks_like_path(name):
         raise unknown_dataset(name, (*BINARY_DATASETS, *extra_names))

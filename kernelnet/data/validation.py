@@ -82,3 +82,15 @@ def binary_labels(y: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
 def label_text(value: Any) -> str:
     """A label as the text a mapping records (NumPy scalars as their Python value)."""
     return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def classes_of(mapping: dict[str, int]) -> np.ndarray:
+    """The original labels of a recorded mapping, in the order of their mapped values
+    (numbers come back as numbers)."""
+    labels = sorted(mapping, key=mapping.get)
+    try:
+        values = [float(label) for label in labels]
+    except ValueError:
+        return np.array(labels)
+    numbers = np.array(values)
+    return numbers.astype(np.int64) if np.all(numbers == np.round(numbers)) else numbers

@@ -39,6 +39,7 @@ from kernelnet.experiments.svm_sections import (
     panel_artifact,
 )
 from kernelnet.mercer import check_psd
+from kernelnet.model_io import save_model
 from kernelnet.plotting import panel_of
 from kernelnet.tables import Table, number, percent
 
@@ -111,6 +112,7 @@ def run_cell(config: KernelTableConfig, ctx: CellContext) -> CellOutput:
                 for name, value in (("dual_coef", m.dual_coef_), ("bias", np.float64(m.bias_)))
             }
         )
+    save_model(ctx.files, svm)
     panel = None
     if len(pairs) == 1:  # decision regions are drawn for two classes in 2-D
         psd = "" if spectrum.psd else ", not PSD"

@@ -20,6 +20,7 @@ from kernelnet.experiments.base import (
     verify_labelled_datasets,
 )
 from kernelnet.experiments.mnist import training_curves
+from kernelnet.model_io import save_model
 from kernelnet.nn.estimator import MLPClassifier
 from kernelnet.nn.layers import ACTIVATIONS
 from kernelnet.nn.optim import OPTIMIZERS
@@ -62,10 +63,6 @@ class MlpConfig(ExperimentConfig):
 def run_cell(config: MlpConfig, ctx: CellContext) -> CellOutput:
     split = load_labelled(config.data, config.seed)
     X_train, X_test = split.X_train, split.X_test
-    if config.data.standardize:
-        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-        std[std == 0] = 1.0
-        X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
     m, t = config.model, config.train
     model = MLPClassifier(
         hidden_layer_sizes=tuple(m.hidden),
@@ -76,10 +73,11 @@ def run_cell(config: MlpConfig, ctx: CellContext) -> CellOutput:
         batch_size=t.batch_size,
         weight_decay=m.weight_decay,
         validation_fraction=config.data.val_fraction,
+        standardize=config.data.standardize,
         random_state=ctx.rng,
     ).fit(X_train, split.y_train)
     history = model.history_
-    ctx.files.save_params("model", json_too=False, **model.model_.state())
+    save_model(ctx.files, model)
     artifacts = {
         "test_accuracy": float(model.score(X_test, split.y_test)),
         "train_accuracy": float(model.score(X_train, split.y_train)),

@@ -11,6 +11,7 @@ import numpy as np
 from kernelnet import plotting
 from kernelnet.config import format_value, param
 from kernelnet.data.registry import DATASET_HELP, DataFileOptions, load_binary_data
+from kernelnet.data.validation import classes_of
 from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
     CellContext,
@@ -24,7 +25,9 @@ from kernelnet.experiments.base import (
     group_cells,
     verify_datasets,
 )
+from kernelnet.model_io import save_model
 from kernelnet.nn.trainer import EXPLODE_FACTOR
+from kernelnet.svm.linear import LinearSVM
 from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent, predict
 from kernelnet.tables import Table, number, percent
 
@@ -74,6 +77,27 @@ def _accuracy_path(fit, X, y) -> np.ndarray:
     return (np.where(scores > 0, 1.0, -1.0) == y[:, None]).mean(axis=0)
 
 
+def linear_svm(svm: PrimalSVM, fit, split) -> LinearSVM:
+    """The cell's fit as the LinearSVM estimator (what ``Run.model`` gives back)."""
+    model = LinearSVM(
+        C=svm.C,
+        learning_rate=svm.learning_rate,
+        epochs=svm.epochs,
+        batch_size=None if svm.method == "batch" else svm.batch_size,
+        schedule=svm.schedule,
+        decay=svm.decay,
+    )
+    model._set_state(
+        {
+            "coef": fit.w,
+            "intercept": fit.b,
+            "classes": classes_of(split.label_mapping),
+            "n_features_in": split.n_features,
+        }
+    )
+    return model
+
+
 def check_divergence(objective: np.ndarray, learning_rate: float) -> None:
     """Diverged if E(w, b) becomes non-finite or exceeds EXPLODE_FACTOR times its value at
     the start (w = 0, b = 0), naming the first such epoch (the trainer's rule)."""
@@ -117,6 +141,7 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         **{f"w_{i}": float(v) for i, v in enumerate(fit.w)},
     }
     ctx.files.save_params(w=fit.w, b=np.float64(fit.b))
+    save_model(ctx.files, linear_svm(config.svm, fit, split))
     ctx.log.info(
         "epochs=%d: test accuracy %.4f, objective %.6g",
         svm.epochs,

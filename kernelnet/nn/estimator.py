@@ -17,7 +17,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Softmax classifier with hidden layers ``hidden_layer_sizes`` (He initialization),
     trained for ``epochs`` epochs of minibatches of ``batch_size`` with ``optimizer``;
     ``validation_fraction`` of the data is held out to keep the best epoch (0: keep the
-    last). Divergence raises :class:`~kernelnet.errors.Diverged`."""
+    last); ``standardize`` scales each feature by the training mean and standard deviation
+    (kept with the model, so predict takes raw data). Divergence raises
+    :class:`~kernelnet.errors.Diverged`."""
 
     def __init__(
         self,
@@ -29,6 +31,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 100,
         weight_decay: float = 0.0,
         validation_fraction: float = 0.0,
+        standardize: bool = False,
         random_state=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -39,6 +42,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
+        self.standardize = standardize
         self.random_state = random_state
 
     def fit(self, X, y=None):
@@ -49,6 +53,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         X, y = validate(self, X, y, reset=True)
+        self.mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1])
+        scale = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        X = (X - self.mean_) / self.scale_
         self.classes_, codes = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
             raise ValueError(
@@ -88,7 +96,29 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         check_fitted(self)
         X = validate(self, X, reset=False)
-        return softmax(self.model_.scores(X))
+        return softmax(self.model_.scores((X - self.mean_) / self.scale_))
+
+    def _state(self) -> dict:
+        return {
+            "classes": self.classes_,
+            "n_features_in": self.n_features_in_,
+            "mean": self.mean_,
+            "scale": self.scale_,
+            "hidden": list(self.model_.hidden),
+            "params": dict(self.model_.params),
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self.classes_ = np.asarray(state["classes"])
+        self.n_features_in_ = int(state["n_features_in"])
+        self.mean_, self.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
+        params = {k: np.asarray(v) for k, v in state["params"].items()}
+        self.model_ = MLP(
+            list(state["hidden"]),
+            activation=self.activation,
+            weight_decay=float(self.weight_decay),
+            params=params,
+        )
 
     def predict(self, X):
         best = np.argmax(self.predict_proba(X), axis=1)  # checks that the model is fitted first

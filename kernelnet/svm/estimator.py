@@ -122,6 +122,38 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             self.estimators_.append(binary.fit(X[mask], y[mask]))
         return self
 
+    def _state(self) -> dict:
+        return {
+            "classes": self.classes_,
+            "gamma": self.gamma_,
+            "n_features_in": self.n_features_in_,
+            "pairs": [
+                {
+                    "classes": m.classes_,
+                    "support_vectors": m.support_vectors_,
+                    "dual_coef": m.dual_coef_,
+                    "bias": m.bias_,
+                }
+                for m in self.estimators_
+            ],
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self.classes_ = np.asarray(state["classes"])
+        self.gamma_ = float(state["gamma"])
+        self.n_features_in_ = int(state["n_features_in"])
+        self.pairs_ = list(itertools.combinations(range(self.classes_.size), 2))
+        kernel = make_kernel(self.kernel, gamma=self.gamma_, degree=self.degree, coef0=self.coef0)
+        self.estimators_ = []
+        for pair in state["pairs"]:
+            binary = BinaryKernelSVM(kernel, C=float(self.C))
+            binary.classes_ = np.asarray(pair["classes"])
+            binary.support_vectors_ = np.asarray(pair["support_vectors"])
+            binary.dual_coef_ = np.asarray(pair["dual_coef"])
+            binary.bias_ = float(pair["bias"])
+            binary.n_features_in_ = self.n_features_in_
+            self.estimators_.append(binary)
+
     def _pair_values(self, X: np.ndarray) -> np.ndarray:
         """(n, n_pairs) decision values in libsvm's orientation: positive for class i."""
         return np.column_stack([-m.decision_function(X) for m in self.estimators_])

@@ -69,6 +69,19 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = fit.w, float(fit.b)
         return self
 
+    def _state(self) -> dict:
+        return {
+            "coef": self.coef_,
+            "intercept": self.intercept_,
+            "classes": self.classes_,
+            "n_features_in": self.n_features_in_,
+        }
+
+    def _set_state(self, state: dict) -> None:
+        self.coef_, self.intercept_ = np.asarray(state["coef"]), float(state["intercept"])
+        self.classes_ = np.asarray(state["classes"])
+        self.n_features_in_ = int(state["n_features_in"])
+
     def decision_function(self, X):
         check_fitted(self)
         X = validate(self, X, reset=False)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import kernelnet
 from kernelnet.cli import app
 from kernelnet.data.files import load_train_test
 
@@ -172,8 +173,11 @@ def test_the_mlp_experiment_trains_on_a_multiclass_file(tmp_path):
     assert result.exit_code == 0, result.stderr
     folder = folder_of(result)
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["test_accuracy"] > 0.9
+    assert summary["test_accuracy"] > 0.8  # three overlapping blobs (centres 3 sd apart)
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 31))
-    assert (folder / "cells" / "single" / "model.npz").is_file()
+    model = kernelnet.load_run(folder).model()
+    train, test = load_train_test(str(data), 0, 0.25)
+    assert model.score(test.X, test.y) == summary["test_accuracy"]  # raw data in, as saved
+    assert (folder / "cells" / "single" / "model.json").is_file()
     assert (folder / "plots" / "single" / "training.png").is_file()
