@@ -55,6 +55,21 @@ class NotFitted(ValueError, AttributeError):
     """Raised by predict-like methods before fit (scikit-learn's NotFittedError shape)."""
 
 
+def require_y(estimator: Any, y: Any) -> None:
+    """fit(X) without y is a ValueError in scikit-learn's words."""
+    if y is None:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y is None"
+        )
+
+
+def at_least_two_classes(classes: np.ndarray) -> None:
+    if classes.size < 2:
+        raise ValueError(
+            f"The number of classes has to be greater than one; got {classes.size} class"
+        )
+
+
 def check_fitted(estimator: Any) -> None:
     if HAVE_SKLEARN:
         check_is_fitted(estimator)

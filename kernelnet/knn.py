@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernelnet.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
+from kernelnet.estimator_base import (
+    BaseEstimator,
+    ClassifierMixin,
+    check_fitted,
+    require_y,
+    validate,
+)
 
 METRICS = ("euclidean", "cosine")
 
@@ -86,10 +92,7 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
         self.metric = metric
 
     def fit(self, X, y=None):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        require_y(self, y)
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
         if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 1:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernelnet.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
+from kernelnet.estimator_base import (
+    BaseEstimator,
+    ClassifierMixin,
+    at_least_two_classes,
+    check_fitted,
+    require_y,
+    validate,
+)
 from kernelnet.nn.functional import softmax
 from kernelnet.nn.models import MLP
 from kernelnet.nn.optim import OPTIMIZERS, make_optimizer
@@ -46,10 +53,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        require_y(self, y)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         X, y = validate(self, X, y, reset=True)
@@ -58,10 +62,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.scale_ = np.where(scale > 0, scale, 1.0)
         X = (X - self.mean_) / self.scale_
         self.classes_, codes = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(
-                f"The number of classes has to be greater than one; got {self.classes_.size} class"
-            )
+        at_least_two_classes(self.classes_)
         rng = estimator_rng(self.random_state)
         self.model_ = MLP.create(
             X.shape[1],

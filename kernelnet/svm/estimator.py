@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from kernelnet.estimator_base import BaseEstimator, ClassifierMixin, check_fitted, validate
+from kernelnet.estimator_base import (
+    BaseEstimator,
+    ClassifierMixin,
+    at_least_two_classes,
+    check_fitted,
+    require_y,
+    validate,
+)
 from kernelnet.kernels import make_kernel
 from kernelnet.svm.dual import BinaryKernelSVM
 
@@ -88,16 +95,10 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         )
 
     def fit(self, X: Any, y: Any = None) -> KernelSVM:
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        require_y(self, y)
         X, y = validate(self, X, y, reset=True)
         self.classes_ = np.unique(y)
-        if self.classes_.size < 2:
-            raise ValueError(
-                f"The number of classes has to be greater than one; got {self.classes_.size} class"
-            )
+        at_least_two_classes(self.classes_)
         self.gamma_ = self._gamma(X)
         kernel = make_kernel(self.kernel, gamma=self.gamma_, degree=self.degree, coef0=self.coef0)
         weights = self._weights(y)

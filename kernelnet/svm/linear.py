@@ -12,6 +12,7 @@ from kernelnet.estimator_base import (
     BaseEstimator,
     ClassifierMixin,
     check_fitted,
+    require_y,
     validate,
 )
 from kernelnet.seeding import estimator_rng
@@ -41,10 +42,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        require_y(self, y)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
         X, y = validate(self, X, y, reset=True)
