@@ -244,8 +244,11 @@ def test_the_cell_store_holds_data_only(tmp_path):
     (cell,) = expand(experiment.schema, resolved)
     stored = outcome.run.path / "cells" / cell.id
     assert sorted(p.name for p in stored.iterdir()) == [
-        "params.json", "params.npz", "result-arrays.npz", "result.json",
+        "model-arrays.npz", "model.json", "params.json", "params.npz", "result-arrays.npz",
+        "result.json",
     ]  # fmt: skip
+    with np.load(stored / "model-arrays.npz", allow_pickle=False) as arrays:
+        assert all(arrays[name].dtype != object for name in arrays.files)
     document = json.loads((stored / "result.json").read_text())
     assert document["cell"] == cell.id and document["config_digest"] == cell.digest
     with np.load(stored / "result-arrays.npz", allow_pickle=False) as arrays:
