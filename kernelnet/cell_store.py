@@ -13,18 +13,16 @@ that is missing, damaged, or made for other settings is ignored (the cell runs a
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from kernelnet.config import Cell
 from kernelnet.experiments.base import CellResult
-from kernelnet.runs import CELLS_DIR, RunDir
+from kernelnet.runs import CELLS_DIR, RunDir, read_arrays
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +94,16 @@ def save_result(run: RunDir, result: CellResult) -> None:
     run.write_text(f"{folder}/{RESULT}", text)
 
 
-def _read_arrays(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
 def load_result(run: RunDir, cell: Cell) -> CellResult:
     """The stored result of ``cell``; ValueError (with the reason) if there is none that
     belongs to this cell's settings or it is damaged."""
     folder = run.file(f"{CELLS_DIR}/{cell.id}")
     try:
         document = json.loads((folder / RESULT).read_bytes().decode("utf-8"))
-        arrays = _read_arrays((folder / ARRAYS).read_bytes())
+        arrays = read_arrays(folder / ARRAYS)
     except FileNotFoundError:
         raise ValueError("not stored") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError("not a kernelnet cell result")

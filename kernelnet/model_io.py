@@ -8,7 +8,6 @@ back (``_set_state(state)``).
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kernelnet.cell_store import decode, encode
+from kernelnet.runs import read_arrays
 
 MODEL, MODEL_ARRAYS = "model.json", "model-arrays.npz"
 
@@ -48,8 +48,7 @@ def load_model(folder: Path) -> Any:
     """The estimator saved in ``folder``; ValueError saying why if there is none usable."""
     try:
         document = json.loads((folder / MODEL).read_text(encoding="utf-8"))
-        with np.load(io.BytesIO((folder / MODEL_ARRAYS).read_bytes()), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+        arrays = read_arrays(folder / MODEL_ARRAYS)
     except FileNotFoundError:
         raise ValueError(f"{folder}: this cell saved no estimator") from None
     except (OSError, ValueError, json.JSONDecodeError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import io
 import json
 import logging
 import math
@@ -19,6 +20,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -114,6 +116,16 @@ def _read_json(path: Path, what: type) -> Any:
     if not isinstance(data, what):
         raise RunFolderError(f"{path}: expected a JSON {what.__name__}")
     return data
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read whole and without pickle: an object array or a file
+    that is not an archive is a ValueError (never unpickled)."""
+    try:
+        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: not an .npz archive ({exc})") from None
 
 
 CONFIG = "config.yaml"

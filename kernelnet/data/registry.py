@@ -163,23 +163,15 @@ def load_binary_data(data: Any, seed: Any) -> BinarySplit:
     """A two-class split from a config's data section: a shipped set by name, or a user's
     file (``data.dataset`` a path; see :mod:`kernelnet.data.files`), labels mapped to
     {-1, +1} and the mapping recorded."""
-    from kernelnet.data.files import load_train_test, looks_like_path
-
-    name = data.dataset
-    if name in _NPZ_DATASETS:
-        return load_binary(name)
-    if not looks_like_path(name):
-        raise unknown_dataset(name, BINARY_DATASETS)
-    train, test = load_train_test(name, seed, data.test_fraction, data.test_path, data.label_column)
+    if data.dataset in _NPZ_DATASETS:
+        return load_binary(data.dataset)
+    split = load_labelled(data, seed)
     try:
-        y_train, mapping = binary_labels(train.y)
+        y_train, mapping = binary_labels(split.y_train)
     except DataError as exc:
-        raise DataError(f"{name}: {exc}") from None
-    unknown = set(np.unique(test.y).astype(str).tolist()) - set(mapping)
-    if unknown:
-        raise DataError(f"{name}: the test data has labels not seen in training: {sorted(unknown)}")
-    y_test = np.array([mapping[str(v)] for v in test.y.tolist()], dtype=np.float64)
-    return BinarySplit(name, train.X, y_train, test.X, y_test, mapping)
+        raise DataError(f"{split.name}: {exc}") from None
+    y_test = np.where(split.y_test == split.classes[1], 1.0, -1.0)
+    return BinarySplit(split.name, split.X_train, y_train, split.X_test, y_test, mapping)
 
 
 DATASET_HELP = (

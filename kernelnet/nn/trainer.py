@@ -19,13 +19,11 @@ from it and reaches exactly the numbers of an uninterrupted run. The files are d
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
 import math
 import secrets
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +32,7 @@ import numpy as np
 
 from kernelnet.errors import Diverged
 from kernelnet.nn.optim import load_optimizer_state, optimizer_state
+from kernelnet.runs import read_arrays
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +199,7 @@ class Trainer:
             return None
         try:
             document = json.loads(self.checkpoints.path(CHECKPOINT).read_text(encoding="utf-8"))
-            data = self.checkpoints.path(CHECKPOINT_ARRAYS).read_bytes()
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
+            arrays = read_arrays(self.checkpoints.path(CHECKPOINT_ARRAYS))
             if document.get("fingerprint") != self.fingerprint:
                 raise ValueError("made for other settings")
             if str(arrays["token"]) != document["token"]:
@@ -224,7 +221,7 @@ class Trainer:
                 stopped_early=bool(document["stopped_early"]),
             )
             copy.deepcopy(self.rng.bit_generator).state = document["rng"]  # validates it
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("checkpoint ignored (%s); training starts from the beginning", exc)
             return None
         self.model.load_state(model)

@@ -155,24 +155,26 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             binary.n_features_in_ = self.n_features_in_
             self.estimators_.append(binary)
 
-    def _pair_values(self, X: np.ndarray) -> np.ndarray:
-        """(n, n_pairs) decision values in libsvm's orientation: positive for class i."""
-        return np.column_stack([-m.decision_function(X) for m in self.estimators_])
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        check_fitted(self)
-        X = validate(self, X, reset=False)
-        if self.classes_.size == 2:
-            return self.estimators_[0].decision_function(X)
-        values = self._pair_values(X)
-        votes = np.zeros((len(X), self.classes_.size))
-        confidence = np.zeros_like(votes)
+    def _votes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(votes, summed confidence), each (n, n_classes), from the pairs' decision values
+        in libsvm's orientation (positive for the pair's first class)."""
+        values = np.column_stack([-m.decision_function(X) for m in self.estimators_])
+        votes = np.zeros((len(X), self.classes_.size), dtype=np.int64)
+        confidence = np.zeros(votes.shape)
         for column, (i, j) in enumerate(self.pairs_):
             positive = values[:, column] > 0
             votes[:, i] += positive
             votes[:, j] += ~positive
             confidence[:, i] += values[:, column]
             confidence[:, j] -= values[:, column]
+        return votes, confidence
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_fitted(self)
+        X = validate(self, X, reset=False)
+        if self.classes_.size == 2:
+            return self.estimators_[0].decision_function(X)
+        votes, confidence = self._votes(X)
         return votes + confidence / (3 * (np.abs(confidence) + 1))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -180,10 +182,5 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         X = validate(self, X, reset=False)
         if self.classes_.size == 2:
             return self.classes_[(self.estimators_[0].decision_function(X) > 0).astype(int)]
-        values = self._pair_values(X)
-        votes = np.zeros((len(X), self.classes_.size), dtype=np.int64)
-        for column, (i, j) in enumerate(self.pairs_):
-            positive = values[:, column] > 0
-            votes[:, i] += positive
-            votes[:, j] += ~positive
+        votes, _ = self._votes(X)
         return self.classes_[np.argmax(votes, axis=1)]  # first maximum: the lower index
