@@ -65,9 +65,7 @@ def test_mnist_learning_rate_sweep_saves_one_model_per_cell(tmp_path, workers):
         "--set", "data.val_size=100", "--set", "data.test_size=200",
     )  # fmt: skip
     folder = folder_of(result)
-    models = {
-        p.parent.name: np.load(p)["W1"] for p in (folder / "cells").glob("*/model.npz")
-    }
+    models = {p.parent.name: np.load(p)["W1"] for p in (folder / "cells").glob("*/model.npz")}
     assert set(models) == {"learning_rate=0.001", "learning_rate=0.002"}
     assert not np.array_equal(*models.values())
     for cell in models:

@@ -59,14 +59,16 @@ def test_mlp_learns_digits_reproducibly_and_reports_divergence():
         kernelnet.MLPClassifier(optimizer="sgd", learning_rate=1e6, epochs=3).fit(X * 100, y)
 
 
-def test_the_estimators_work_without_scikit_learn():
-    code = """
+@pytest.mark.parametrize("hidden", [True, False], ids=["not installed", "installed unused"])
+def test_the_estimators_work_without_scikit_learn(hidden):
+    """Without scikit-learn, and without importing it when it is installed but unused (it
+    takes about a second to import; the command line never needs it)."""
+    code = f"""
 import sys
-sys.modules["sklearn"] = None  # as if it were not installed
+if {hidden}:
+    sys.modules["sklearn"] = None  # as if it were not installed
 import numpy as np
 import kernelnet
-from kernelnet.estimator_base import HAVE_SKLEARN
-assert not HAVE_SKLEARN
 rng = np.random.default_rng(0)
 X = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(4, 1, (40, 2))])
 y = np.repeat(["a", "b"], 40)
@@ -82,6 +84,7 @@ for name in ("KernelSVM", "LinearSVM", "MLPClassifier", "KNeighborsClassifier"):
         pass
     else:
         raise AssertionError(name + " predicted before fit")
+assert not [m for m in sys.modules if m.startswith("sklearn") and sys.modules[m]]
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -93,3 +96,26 @@ def test_iris_multiclass_by_every_classifier():
     for name in ("KernelSVM", "MLPClassifier", "KNeighborsClassifier"):
         model = getattr(kernelnet, name)()
         assert cross_val_score(model, X, y, cv=3).mean() > 0.85, name
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_grid_search_in_a_pipeline_with_and_without_metadata_routing(routing):
+    """The estimators do not derive from scikit-learn's classes (so kernelnet never imports
+    it); they still take part in its metadata routing and model selection like SVC."""
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X, y = load_iris(return_X_y=True)
+    with sklearn.config_context(enable_metadata_routing=routing):
+        ours = GridSearchCV(
+            make_pipeline(StandardScaler(), kernelnet.KernelSVM()), {"kernelsvm__C": [0.1, 1, 10]}
+        ).fit(X, y)
+        theirs = GridSearchCV(make_pipeline(StandardScaler(), SVC()), {"svc__C": [0.1, 1, 10]}).fit(
+            X, y
+        )
+    np.testing.assert_array_equal(ours.cv_results_["mean_test_score"],
+                                  theirs.cv_results_["mean_test_score"])  # fmt: skip
+    assert ours.best_params_["kernelsvm__C"] == theirs.best_params_["svc__C"]

@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from kernelnet.cli.launch import user_errors
+from kernelnet.cli.guard import user_errors
 from kernelnet.data.fetch import DEADLINE, DEFAULT_MIRROR, fetch_mnist
-from kernelnet.data.registry import data_root
 from kernelnet.errors import ConfigError
 
 data_app = typer.Typer(help="Get datasets.", no_args_is_help=True)
@@ -33,6 +32,8 @@ def fetch(
 
     kernelnet ships MNIST, so this is only needed to restore a deleted or damaged copy.
     """
+    from kernelnet.data.registry import data_root
+
     with user_errors(debug):
         if dataset != "mnist":
             raise ConfigError(f"unknown dataset {dataset!r} to fetch; valid: mnist")

@@ -5,9 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from kernelnet.cli.launch import launch, launch_files
 from kernelnet.cli.options import CommonOptions, with_common_options
-from kernelnet.experiments import REGISTRY
+from kernelnet.experiments.catalog import CATALOG
 
 FLAGGED = ("svm-primal", "kernel-table", "mnist")  # written out below, with their own flags
 
@@ -22,6 +21,18 @@ def reflow(text: str) -> str:
         else:
             paragraphs.append(" ".join(lines))
     return "\n\n".join(paragraphs)
+
+
+def describe(name: str) -> str:
+    """A command's --help: its catalog line, then the details."""
+    entry = CATALOG[name]
+    return reflow(f"{entry.help}\n\n{entry.details}")
+
+
+def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | None]]) -> None:
+    from kernelnet.cli.launch import launch as run_experiment  # imported when a command runs
+
+    run_experiment(name, common, flags)
 
 
 def _plain(name: str):
@@ -40,17 +51,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(
         "svm-primal",
-        help=reflow(
-            REGISTRY["svm-primal"].help
-            + """
-
-The objective is E(w,b) = 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w.x_i + b)); training
-starts at w = 0, b = 0 and every sweep point trains from zero, so results are exactly
-reproducible. Defaults: configs/svm-primal.yaml (iris_binary, C = 5, learning rate 1e-3).
-
-Examples:  kernelnet svm-primal --epochs 100
-           kernelnet svm-primal --set svm.C=0.5,5,50 --epochs 30"""
-        ),
+        help=describe("svm-primal"),
     )
     @with_common_options
     def svm_primal(
@@ -64,18 +65,7 @@ Examples:  kernelnet svm-primal --epochs 100
 
     @app.command(
         "kernel-table",
-        help=reflow(
-            REGISTRY["kernel-table"].help
-            + """
-
-Solves max sum(a) - 1/2 a'(yy' * K)a subject to 0 <= a <= C, y'a = 0 with cvxopt for every
-dataset x kernel cell and prints test accuracy as a table; plots show decision functions,
-margins and support vectors. A Gram matrix that is not positive semidefinite (sigmoid) is
-flagged in the results. Defaults: configs/kernel-table.yaml.
-
-Examples:  kernelnet kernel-table
-           kernelnet kernel-table --kernels rbf --set kernel.gamma=0.05,0.2,1"""
-        ),
+        help=describe("kernel-table"),
     )
     @with_common_options
     def kernel_table(
@@ -97,20 +87,7 @@ Examples:  kernelnet kernel-table
 
     @app.command(
         "mnist",
-        help=reflow(
-            REGISTRY["mnist"].help
-            + """
-
-The default config (configs/mnist.yaml) is the classic course setup: the first 55,000
-training images for training, the last 5,000 for validation, the 10,000 test images for
-test; raw pixels 0..255; one hidden layer of 100 ReLU units; plain SGD with learning rate
-1e-3 decayed by 0.95 per epoch; batch 100; 5 epochs. configs/mnist-deep.yaml shows batch
-norm, dropout, Adam and early stopping.
-
-Examples:  kernelnet mnist
-
-           kernelnet mnist --epochs 10 --set train.optimizer=adam"""
-        ),
+        help=describe("mnist"),
     )
     @with_common_options
     def mnist(
@@ -119,11 +96,9 @@ Examples:  kernelnet mnist
     ) -> None:
         launch("mnist", common, {"train.epochs": ("--epochs", epochs)})
 
-    for name, experiment in REGISTRY.items():
+    for name in CATALOG:
         if name not in FLAGGED:
-            app.command(name, help=reflow(f"{experiment.help}\n\n{experiment.details}"))(
-                _plain(name)
-            )
+            app.command(name, help=describe(name))(_plain(name))
 
     @app.command(
         "run",
@@ -139,4 +114,6 @@ Example:  kernelnet run configs/kernel-table.yaml --set svm.C=10""",
             Optional[list[Path]], typer.Argument(help="Config files to run, in order.")
         ] = None,
     ) -> None:
+        from kernelnet.cli.launch import launch_files
+
         launch_files(list(configs or []), common)

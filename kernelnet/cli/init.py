@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from kernelnet.cli.launch import configs_dir, user_errors
+from kernelnet.cli.guard import user_errors
 from kernelnet.errors import ConfigError
+from kernelnet.shipped import shipped
 
 
 def init(
@@ -21,7 +22,7 @@ def init(
     kernelnet init my-configs && kernelnet run my-configs/mnist.yaml
     """
     with user_errors(debug):
-        sources = sorted(configs_dir().glob("*.yaml"))
+        sources = sorted(shipped("configs").glob("*.yaml"))
         targets = [folder / source.name for source in sources]
         clashes = [t for t in targets if t.exists()]
         if clashes and not force:

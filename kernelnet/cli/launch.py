@@ -1,23 +1,21 @@
 """From parsed command-line options to a finished run: the path every experiment takes."""
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
+from kernelnet.cli.guard import user_errors
 from kernelnet.cli.options import CommonOptions
 from kernelnet.cli.render import (
     cell_progress,
     diagnostics,
     print_tables,
-    say,
     stderr_console,
     stdout_console,
 )
 from kernelnet.config import RawConfig, dump_config, expand, read_config_file
-from kernelnet.errors import ConfigError, KernelnetError
+from kernelnet.errors import ConfigError
 from kernelnet.executors import make_executor
 from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
@@ -25,8 +23,6 @@ from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
 from kernelnet.runs import RunFolderError, resolve_run
 from kernelnet.shipped import shipped
 from kernelnet.tables import Table
-
-EXIT_INTERRUPTED = 130
 
 
 def configs_dir() -> Path:
@@ -37,34 +33,6 @@ def configs_dir() -> Path:
 def default_config(name: str) -> Path | None:
     path = configs_dir() / f"{name}.yaml"
     return path if path.is_file() else None
-
-
-@contextlib.contextmanager
-def user_errors(debug: bool) -> Iterator[None]:
-    """kernelnet errors become one line on stderr and their exit code; Ctrl-C exits 130."""
-    try:
-        yield
-    except KernelnetError as exc:
-        if debug:
-            raise
-        say("error:", "bold red", str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        say("interrupted:", "bold yellow", "the run folder is marked interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
-        if debug:
-            raise
-        say(
-            "internal error:",
-            "bold red",
-            f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-        )
-        raise typer.Exit(1) from None
 
 
 def build_config(

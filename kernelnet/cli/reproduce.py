@@ -5,12 +5,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.text import Text
 
-from kernelnet.cli.launch import configs_dir, user_errors
-from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
+from kernelnet.cli.guard import user_errors
 from kernelnet.errors import ConfigError
-from kernelnet.reproduce import report_table, reproduce
+from kernelnet.shipped import shipped
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +33,12 @@ def register(app: typer.Typer) -> None:
         Each experiment gets its own run folder; the report folder
         (<runs-dir>/reproduce/<time>-<id>/) links them. Exits 1 if any experiment failed.
         """
-        folder = configs or configs_dir()
+        from rich.text import Text
+
+        from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
+        from kernelnet.reproduce import report_table, reproduce
+
+        folder = configs or shipped("configs")
         with user_errors(debug):
             paths = sorted(folder.glob("*.yaml"))
             if not paths:

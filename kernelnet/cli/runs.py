@@ -1,21 +1,20 @@
 """``kernelnet runs list|show|compare``: look at past runs."""
 
+from __future__ import annotations
+
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from kernelnet.cli.launch import user_errors
-from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
-from kernelnet.compare import config_differences, metric_differences
-from kernelnet.config import read_config_file
-from kernelnet.experiments import get_experiment
-from kernelnet.runner import execute, resolve_experiment_config
-from kernelnet.runs import RunDir, RunFolderError, RunInfo, iter_runs, resolve_run
-from kernelnet.tables import Table
+from kernelnet.cli.guard import user_errors
+
+if TYPE_CHECKING:
+    from kernelnet.runs import RunInfo
+
+# Each command imports what it uses when it runs: listing or completing commands stays cheap.
 
 runs_app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
 
@@ -28,6 +27,8 @@ HEADLINES = ("test_accuracy", "mean_test_accuracy", "best_test_accuracy", "passe
 
 def _headline(info: RunInfo) -> str:
     """The run's headline number from summary.json, if it has one of the usual keys."""
+    from kernelnet.runs import RunDir, RunFolderError
+
     try:
         summary = RunDir(info.path).read_summary()
     except RunFolderError:
@@ -50,6 +51,8 @@ def _text(value: object) -> str:
 
 
 def _warn(message: str) -> None:
+    from kernelnet.cli.render import stderr_console
+
     stderr_console().print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -62,6 +65,10 @@ def list_runs(
 ) -> None:
     """List runs, oldest first. A run left `running` whose process is gone shows as
     interrupted."""
+    from kernelnet.cli.render import print_tables, stdout_console
+    from kernelnet.runs import iter_runs
+    from kernelnet.tables import Table
+
     found = [
         r
         for r in iter_runs(runs_dir, warn=_warn)
@@ -118,6 +125,11 @@ def show_run(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Print a run's tables and summary, and list its plots."""
+    from rich.markup import escape
+
+    from kernelnet.cli.render import stdout_console
+    from kernelnet.runs import RunInfo, resolve_run
+
     with user_errors(debug):
         folder = resolve_run(run, runs_dir)
     console = stdout_console()
@@ -147,6 +159,11 @@ def compare_runs(
     """Show how two runs differ: resolved config values, then metrics cell by cell
     (rows matched by their cell and the experiment's row key, e.g. epoch; timing columns
     ignored). Exits 0 if the metrics are identical, 1 if not."""
+    from kernelnet.cli.render import print_tables, stdout_console
+    from kernelnet.compare import config_differences, metric_differences
+    from kernelnet.runs import resolve_run
+    from kernelnet.tables import Table
+
     console = stdout_console()
     with user_errors(debug):
         a, b = resolve_run(run_a, runs_dir).path, resolve_run(run_b, runs_dir).path
@@ -185,6 +202,16 @@ def rerun(
 ) -> None:
     """Re-execute a run from its saved config.yaml into a new run folder beside it, and say
     whether the metrics match exactly (timing columns aside). Exits 1 if they do not."""
+    from rich.markup import escape
+
+    from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
+    from kernelnet.compare import metric_differences
+    from kernelnet.config import read_config_file
+    from kernelnet.experiments import get_experiment
+    from kernelnet.runner import execute, resolve_experiment_config
+    from kernelnet.runs import RunFolderError, resolve_run
+    from kernelnet.tables import Table
+
     with user_errors(debug):
         saved = resolve_run(run, runs_dir)
         saved.read_metrics()  # refuse before running anything if there is nothing to compare

@@ -11,16 +11,11 @@ check. Every network failure is a DataError (one line, exit 2).
 from __future__ import annotations
 
 import hashlib
-import http.client
 import time
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
-from kernelnet.data.mnist import FILES, IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 from kernelnet.errors import DataError
-from kernelnet.runs import write_atomic
 
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist"
 DEADLINE = 300.0  # seconds per file, start to end
@@ -41,6 +36,9 @@ def fetch_mnist(
     Files already present and matching their pins are kept unless ``force``. Each file is
     verified before it replaces anything, and written atomically.
     """
+    from kernelnet.data.mnist import FILES, IMAGES_MAGIC, LABELS_MAGIC, parse_idx
+    from kernelnet.runs import write_atomic
+
     folder = destination / "mnist"
     written = []
     for key, (name, pin) in FILES.items():
@@ -60,6 +58,10 @@ def fetch_mnist(
 def download(url: str, timeout: float, deadline: float) -> tuple[bytes, bytes, str]:
     """(compressed bytes, decompressed bytes, sha256 of the decompressed bytes) of a gzip
     file at ``url``, streamed under an overall ``deadline`` and the size caps."""
+    import http.client  # imported here: the command line's start-up never pays for them
+    import urllib.error
+    import urllib.request
+
     started = time.monotonic()
 
     def remaining() -> float:

@@ -255,12 +255,6 @@ def activation_panels(depth_norms: dict[str, np.ndarray]) -> Figure:
 
 EXPERIMENT = Experiment(
     name="activations",
-    help="Activation and loss identities checked numerically, with their maximum errors.",
-    details="""\
-sign, ReLU and its derivative, sigmoid and softplus identities, softmax shift invariance
-and Jacobian, the cross-entropy gradient, and the MSE-versus-cross-entropy gradient with
-a sigmoid output, each with its maximum error over dense grids and random vectors; plots
-of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
     schema=ActivationsConfig,
     run_cell=run_cell,
     report=report,

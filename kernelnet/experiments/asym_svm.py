@@ -248,15 +248,6 @@ def error_tradeoff(
 
 EXPERIMENT = Experiment(
     name="asym-svm",
-    help="Asymmetric-cost kernel SVMs: sweep C1/C0 and watch false positives trade against "
-    "false negatives.",
-    details="""\
-Minimizes 1/2 ||w||^2 + C0 sum_{y=-1} xi + C1 sum_{y=+1} xi through the dual with a
-per-sample box 0 <= alpha_i <= C_i, for each cost ratio C1/C0 on each toy set, and reports
-false positives, false negatives, accuracy and support vectors. Defaults:
-configs/asym-svm.yaml (RBF, gamma 0.2, C0 = 1, ratios 0.1 ... 10).
-
-Example:  kernelnet asym-svm --set svm.cost_ratio=0.2,1,5 --set data.dataset=moons""",
     schema=AsymConfig,
     run_cell=run_cell,
     report=report,

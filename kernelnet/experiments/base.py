@@ -181,12 +181,10 @@ def verify_labelled_datasets(cells: list[Cell]) -> None:
 
 @dataclass(frozen=True)
 class Experiment:
-    name: str  # the command name, also the config's `experiment:` value
-    help: str  # one line for --help and listings
+    name: str  # the command name, also the config's `experiment:` value (help: catalog.py)
     schema: type
     run_cell: Callable[[Any, CellContext], CellOutput]
     report: Callable[[ReportContext], Report]
     preflight: Callable[[list[Cell]], None] = _no_preflight  # raise DataError early
-    details: str = ""  # the rest of the command's --help: the maths, defaults, an example
     row_key: tuple[str, ...] = ()  # what tells a cell's metrics rows apart (e.g. "epoch")
     single_cell: bool = False  # one cell by nature: the runner refuses a sweep

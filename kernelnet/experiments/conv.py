@@ -235,14 +235,6 @@ def convolution_modes(
 
 EXPERIMENT = Experiment(
     name="conv",
-    help="Convolution modes (valid/same/full) on a 1-D example and a conv stack's shapes.",
-    details="""\
-Checks kernelnet's convolution against numpy.convolve in its three modes and prints, for
-the configured stack (conv.layers, e.g. "conv(64, k=3, s=2, p=1, d=1, bias=false)"), each
-layer's output shape and parameter count: out = floor((in + 2p - d(k - 1) - 1) / s) + 1,
-weights = k*k*C_in*C_out.
-
-Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
     schema=ConvConfig,
     run_cell=run_cell,
     report=report,

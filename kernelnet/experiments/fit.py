@@ -228,13 +228,6 @@ def fit_grid(results, setting: str = "") -> Figure:
 
 EXPERIMENT = Experiment(
     name="fit",
-    help="What an activation can fit: regression networks on 1-D target functions.",
-    details="""\
-Fits sine, step, |x| and a cubic with identity, ReLU, tanh and sigmoid networks of a few
-widths and depths (DEPTHxWIDTH) and a block of summed branches (branches:DEPTHxWIDTH),
-by full-batch Adam on the mean squared error; reports train and test MSE and plots the
-fitted curves. A linear network can only fit a line: its curve's second differences are
-zero and it never beats the least-squares line.""",
     schema=FitConfig,
     run_cell=run_cell,
     report=report,

@@ -74,14 +74,6 @@ def report(ctx: ReportContext) -> Report:
 
 EXPERIMENT = Experiment(
     name="gradcheck",
-    help="Check every layer's and loss's backward pass against finite differences.",
-    details="""\
-Each layer (affine, ReLU, leaky ReLU, sigmoid, tanh, batch norm in train and eval mode,
-dropout) and loss (softmax cross-entropy, MSE, binary cross-entropy, multiclass hinge), and
-two small MLPs, is checked in float64 with step h = 1e-5. Thresholds: 1e-7 for smooth
-functions, 1e-5 for kinked ones (inputs kept away from the kinks). Exits 1 if any fails.
-
-Example:  kernelnet gradcheck --set check.name=batchnorm_train,softmax_cross_entropy""",
     schema=GradcheckConfig,
     run_cell=run_cell,
     report=report,

@@ -297,15 +297,6 @@ def spectra(
 
 EXPERIMENT = Experiment(
     name="kernel-check",
-    help="Is this a valid (Mercer) kernel? Random Gram matrices, verdicts, counterexamples.",
-    details="""\
-A kernel is valid iff every Gram matrix on every finite point set is symmetric positive
-semidefinite. Each construction over the base kernels (k1 + k2, k1 - k2, a*k1, -a*k1,
-f(x) f(z), k3(phi(x), phi(z)), p(k1), k1*k2, ...) is tested on random point sets; a
-failure comes with a minimal counterexample (points, Gram matrix, a with a'Ka < 0).
-Expressions are parsed by a small grammar, never evaluated as Python.
-
-Example:  kernelnet kernel-check --set 'check.construction=[k1 - 0.5 * k1]'""",
     schema=KernelCheckConfig,
     run_cell=run_cell,
     report=report,

@@ -250,7 +250,6 @@ def _plots(ctx: ReportContext, groups: dict[str, list[CellResult]]) -> None:
 
 EXPERIMENT = Experiment(
     name="kernel-table",
-    help="Kernel SVMs via the dual QP (cvxopt) on a dataset x kernel grid, with decision plots.",
     schema=KernelTableConfig,
     run_cell=run_cell,
     report=report,

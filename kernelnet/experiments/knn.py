@@ -203,14 +203,6 @@ def knn_curves(curves: dict[str, tuple], setting: str = "") -> Figure:
 
 EXPERIMENT = Experiment(
     name="knn",
-    help="k-nearest neighbours: accuracy against k, k chosen on validation, test reported once.",
-    details="""\
-Vectorized k-NN (Euclidean or cosine). Each dataset is split into train / validation /
-test; k is swept, k is chosen on validation only, and the test set is evaluated once, at the
-chosen k. Ties: equal distances keep training order; a tied vote goes to the class of the
-nearest tied neighbour. Defaults: configs/knn.yaml (toy sets and a 5,000-image MNIST subset).
-
-Example:  kernelnet knn --set knn.metric=cosine --set data.dataset=mnist""",
     schema=KnnConfig,
     run_cell=run_cell,
     report=report,

@@ -142,13 +142,6 @@ def report(ctx: ReportContext) -> Report:
 
 EXPERIMENT = Experiment(
     name="mlp",
-    help="A multilayer perceptron on any dataset: a shipped set or your own file, any classes.",
-    details="""\
-Trains kernelnet's MLPClassifier (He initialization, the one trainer, divergence checks) on
-a shipped set or a CSV, .npz or LIBSVM file with any number of classes, standardizing
-features on the training part, keeping the epoch with the best held-out accuracy.
-
-Example:  kernelnet mlp --set data.dataset=my_data.csv --set model.hidden=[128]""",
     schema=MlpConfig,
     run_cell=run_cell,
     report=report,

@@ -340,7 +340,6 @@ def image_grid(
 
 EXPERIMENT = Experiment(
     name="mnist",
-    help="A multilayer perceptron on MNIST: minibatch training, validation, test, plots.",
     schema=MnistConfig,
     run_cell=run_cell,
     report=report,

@@ -357,12 +357,6 @@ def preflight(cells: list[Cell]) -> None:
 
 EXPERIMENT = Experiment(
     name="optimizers",
-    help="How optimizers move: 2-D surfaces, MNIST loss curves, Adam and Nesterov checks.",
-    details="""\
-Trajectories of SGD, momentum, Nesterov, Adagrad, RMSProp and Adam on a plateau, an
-elongated valley and Rosenbrock's function, loss curves of the same optimizers training
-the MNIST MLP on a 5,000-image subset, and two checks: Adam's bias-corrected moments are
-unbiased, and both usual forms of Nesterov momentum give the same iterates.""",
     schema=OptimizersConfig,
     run_cell=run_cell,
     report=report,

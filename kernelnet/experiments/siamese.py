@@ -203,11 +203,6 @@ def siamese_panels(rows: list[dict], cos: np.ndarray, y: np.ndarray) -> Figure:
 
 EXPERIMENT = Experiment(
     name="siamese",
-    help="A shared-weight two-tower network trained with the cosine loss on MNIST pairs.",
-    details="""\
-Both images of a pair go through the same tower (an MLP, weights shared); the cosine of
-their embeddings is trained with L = -y cos (y = +1 for the same digit, -1 otherwise).
-Reports test loss, pair accuracy and the mean cosine of same and different pairs per epoch.""",
     schema=SiameseConfig,
     run_cell=run_cell,
     report=report,

@@ -282,7 +282,6 @@ def weight_bars(labels: Sequence[str], weights: np.ndarray, biases: np.ndarray) 
 
 EXPERIMENT = Experiment(
     name="svm-primal",
-    help="Soft-margin SVM by batch gradient descent on the hinge loss, swept over epochs.",
     schema=SvmPrimalConfig,
     run_cell=run_cell,
     report=report,

@@ -8,7 +8,6 @@ import numpy as np
 
 from kernelnet.data.validation import binary_labels
 from kernelnet.estimator_base import (
-    HAVE_SKLEARN,
     BaseEstimator,
     ClassifierMixin,
     check_fitted,
@@ -89,9 +88,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         positive = self.decision_function(X) > 0  # checks that the model is fitted first
         return self.classes_[positive.astype(int)]
 
-    if HAVE_SKLEARN:
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.classifier_tags.multi_class = False
-            return tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags

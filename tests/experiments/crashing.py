@@ -41,4 +41,4 @@ def report(ctx):
     return Report([], {"completed": len(ctx.completed)})
 
 
-EXPERIMENT = Experiment("crashing", "test only", CrashingConfig, run_cell, report)
+EXPERIMENT = Experiment("crashing", CrashingConfig, run_cell, report)

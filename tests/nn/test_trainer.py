@@ -153,9 +153,9 @@ def test_resume_after_sigkill_mid_training_reaches_the_uninterrupted_numbers(tmp
     folder = checkpoint.parents[2]
     resumed = invoke("run", "--resume", folder, "--quiet")
     assert resumed.exit_code == 0, resumed.stderr
-    assert f"continuing from the checkpoint of epoch {epochs_done}" in (
-        folder / "log.txt"
-    ).read_text()
+    assert (
+        f"continuing from the checkpoint of epoch {epochs_done}" in (folder / "log.txt").read_text()
+    )
     assert not (folder / "cells" / "single" / "checkpoint.json").exists()  # done with it
     fresh = subprocess.run([*args, "--runs-dir", str(tmp_path / "fresh")], capture_output=True,
                            text=True)  # fmt: skip
@@ -169,8 +169,9 @@ def test_resume_after_sigkill_mid_training_reaches_the_uninterrupted_numbers(tmp
 
     fresh_folder = Path(fresh.stdout.strip().splitlines()[-1])
     assert rows(folder) == rows(fresh_folder)
-    with np.load(folder / "cells/single/model.npz") as a, np.load(
-        fresh_folder / "cells/single/model.npz"
-    ) as b:
+    with (
+        np.load(folder / "cells/single/model.npz") as a,
+        np.load(fresh_folder / "cells/single/model.npz") as b,
+    ):
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
