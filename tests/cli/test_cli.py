@@ -310,3 +310,36 @@ def test_python_dash_m_works():
         env={**os.environ, "COLUMNS": "100"},
     )
     assert done.returncode == 0 and "svm-primal" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--version"], ["--help"], ["svm-primal", "--help"], ["runs", "--help"], ["data", "--help"]],
+)
+def test_listing_and_describing_commands_imports_nothing_heavy(argv):
+    """Start-up cost is import cost: help, version and completion must not load NumPy,
+    cvxopt, matplotlib, scikit-learn, Dask or any experiment (timed in make bench)."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['kernelnet', *{argv!r}]\n"
+        "from kernelnet.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numpy', 'cvxopt', 'matplotlib', 'sklearn', 'dask', 'distributed',\n"
+        "         'kernelnet.experiments.')\n"
+        "print(sorted({m for m in sys.modules if m.startswith(heavy)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['kernelnet.experiments.catalog']"
+
+
+def test_completion_lists_experiments_without_importing_them():
+    env = {**os.environ, "_KERNELNET_COMPLETE": "complete_bash",
+           "COMP_WORDS": "kernelnet kernel-", "COMP_CWORD": "1"}  # fmt: skip
+    code = (
+        "import sys\nfrom kernelnet.cli import app\n"
+        "try:\n    app(prog_name='kernelnet')\nexcept SystemExit:\n    pass\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["kernel-table", "kernel-check", "False"], done.stderr
