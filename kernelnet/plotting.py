@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 NEGATIVE, POSITIVE = "#d7301f", "#2166ac"  # class colours: red for -1, blue for +1
 
 
-def figure(size: tuple[float, float]) -> Figure:
-    """A new figure with constrained layout."""
+def figure(size: tuple[float, float], layout: str | None = "constrained") -> Figure:
+    """A new figure, with constrained layout unless the caller places its axes itself
+    (constrained layout lays out twice: worth it for ticks and legends, not for images)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=size, layout="constrained")
+    return Figure(figsize=size, layout=layout)
 
 
 def colormap(name: str):

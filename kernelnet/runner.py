@@ -38,6 +38,7 @@ from kernelnet.config import (
     format_value,
     resolve,
 )
+from kernelnet.config.schema import outcome_values
 from kernelnet.config.sweep import MAX_CELLS, sweep_axes
 from kernelnet.errors import ConfigError
 from kernelnet.executors import Executor, SerialExecutor
@@ -223,7 +224,7 @@ def _start(
         finished=None,
         seconds=None,
         argv=argv,
-        config_sha256=config_sha256(resolved),
+        config_sha256=config_sha256(outcome_values(experiment.schema, resolved)),
         seed=resolved.get("seed"),
         cells=len(cells),
         pid=os.getpid(),
@@ -268,7 +269,7 @@ def _reopen(
         raise ConfigError(
             f"{run.path} is a {run.manifest.get('experiment')!r} run, not {experiment.name!r}"
         )
-    digest = config_sha256(resolved)
+    digest = config_sha256(outcome_values(experiment.schema, resolved))
     if run.manifest.get("config_sha256") != digest:
         raise ConfigError(
             f"{run.path}: the config no longer matches the run's config "

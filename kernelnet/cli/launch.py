@@ -49,6 +49,8 @@ def build_config(
             raw.override(f"{key}={value}", source=flag)
     if common.seed is not None:
         raw.set("seed", common.seed, "--seed")
+    if common.no_plots:
+        raw.set("plots", False, "--no-plots")
     return resolve_experiment_config(experiment, raw)
 
 

@@ -34,6 +34,7 @@ class CommonOptions:
     force: bool = False
     scheduler: Optional[str] = None
     scheduler_file: Optional[Path] = None
+    no_plots: bool = False
 
 
 def _option(name: str, annotation, default, *decls: str, help: str, **extra) -> inspect.Parameter:
@@ -141,6 +142,14 @@ COMMON_PARAMETERS = [
         "skipped, training cells continue from their last checkpoint; refused if the config "
         "no longer matches, if the run is still going, or if it was made by another "
         "kernelnet/numpy version or git commit (unless --force).",
+    ),
+    _option(
+        "no_plots",
+        bool,
+        False,
+        "--no-plots",
+        help="Skip the figures (the config's plots: false); every number is the same. "
+        "Useful for large sweeps.",
     ),
     _option(
         "force",

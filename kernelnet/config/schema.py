@@ -36,6 +36,7 @@ class Spec:
     label: str | None = None
     help: str = ""
     sweepable: bool = True
+    outcome: bool = True  # False: changes what is shown, never a number (left out of digests)
 
 
 def param(default: Any = _NO_DEFAULT, *, default_factory: Any = _NO_DEFAULT, **spec: Any) -> Any:
@@ -49,6 +50,13 @@ def param(default: Any = _NO_DEFAULT, *, default_factory: Any = _NO_DEFAULT, **s
 
 def spec_of(field: dataclasses.Field) -> Spec:
     return field.metadata.get("spec", Spec())
+
+
+def outcome_values(schema: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the top-level settings that cannot change a number (``plots``):
+    what digests and resume checks hash, so turning figures off keeps seeds and results."""
+    shown_only = {f.name for f in dataclasses.fields(schema) if not spec_of(f).outcome}
+    return {key: value for key, value in values.items() if key not in shown_only}
 
 
 def _split_optional(annotation: Any) -> tuple[Any, bool]:

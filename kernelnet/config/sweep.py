@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kernelnet.config.schema import field_types, is_sweep, spec_of
+from kernelnet.config.schema import field_types, is_sweep, outcome_values, spec_of
 from kernelnet.errors import ConfigError
 
 
@@ -57,7 +57,7 @@ class Cell:
     def digest(self) -> str:
         """sha256 of the cell's canonical full config: what its randomness and stored
         results are tied to, whatever grid it sits in."""
-        return canonical_digest(self.values)
+        return canonical_digest(outcome_values(type(self.config), self.values))
 
 
 def canonical_digest(values: Any) -> str:

@@ -8,6 +8,7 @@ arithmetic wraps silently).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import struct
@@ -84,8 +85,27 @@ class Mnist:
 
 
 def load_mnist(root: Path | None = None, verify: bool = True) -> Mnist:
-    """The four MNIST arrays from ``<root>/mnist/*.gz``; checks sha256 pins and headers."""
+    """The four MNIST arrays from ``<root>/mnist/*.gz``; checks sha256 pins and headers.
+
+    The arrays are read-only and kept for the life of the process, keyed on the files'
+    sizes and modification times (a run's checks and its cells read the files once)."""
     folder = (root or data_root()) / "mnist"
+    return _load(folder, _stamp(folder), verify)
+
+
+def _stamp(folder: Path) -> tuple:
+    stamps = []
+    for name, _ in FILES.values():
+        try:
+            stat = (folder / f"{name}.gz").stat()
+            stamps.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=2)
+def _load(folder: Path, stamp: tuple, verify: bool) -> Mnist:
     arrays = {}
     for key, (name, pin) in FILES.items():
         path = folder / f"{name}.gz"

@@ -208,7 +208,7 @@ def report(ctx: ReportContext) -> Report:
         note="Scaling the logits up sharpens the distribution towards the arg max.",
     )
     depth = result.artifacts["depth"]
-    ctx.save_figure("activations", activation_panels(depth))
+    ctx.save_figure("activations", activation_panels, depth)
     return Report(
         [table, sharpen],
         {

@@ -201,7 +201,7 @@ def _plots(ctx: ReportContext, setting: str, by_dataset: dict[str, list[CellResu
     curves = {dataset: points for dataset, points in curves.items() if points}
     if not curves:
         return  # no completed cell in this group: nothing to draw
-    ctx.save_figure(f"fp_fn_tradeoff{suffix}", error_tradeoff(curves, setting))
+    ctx.save_figure(f"fp_fn_tradeoff{suffix}", error_tradeoff, curves, setting)
     members = [r for results in by_dataset.values() for r in results]
     if any(r.ok and r.artifacts["panel"] is None for r in members):
         return  # decision regions are drawn for 2-D data only
@@ -212,13 +212,12 @@ def _plots(ctx: ReportContext, setting: str, by_dataset: dict[str, list[CellResu
     panels = [[panel_of(lookup.get((d, q))) for q in shown] for d in datasets]
     ctx.save_figure(
         f"decision_boundaries{suffix}",
-        plotting.decision_grid(
-            panels,
-            datasets,
-            [f"C1/C0 = {format_value(q)}" for q in shown],
-            "Asymmetric costs: the boundary moves away from the costlier class"
-            + (f" ({setting})" if setting else ""),
-        ),
+        plotting.decision_grid,
+        panels,
+        datasets,
+        [f"C1/C0 = {format_value(q)}" for q in shown],
+        "Asymmetric costs: the boundary moves away from the costlier class"
+        + (f" ({setting})" if setting else ""),
     )
 
 

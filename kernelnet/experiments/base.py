@@ -31,6 +31,12 @@ class ExperimentConfig:
 
     experiment: str = param("", sweepable=False, help="which experiment this config is for")
     seed: int = param(0, ge=0, help="run seed; each cell's Generator derives from it")
+    plots: bool = param(
+        True,
+        sweepable=False,
+        outcome=False,
+        help="draw the figures (false, or --no-plots, skips them: numbers are the same)",
+    )
 
 
 def _no_progress(done: int, total: int, label: str) -> None:
@@ -103,11 +109,25 @@ class ReportContext:
         """A Generator for run-level work (a numerical check in the report)."""
         return named_rng(self.config["seed"], purpose)
 
-    def save_figure(self, name: str, figure: Any) -> None:
-        """A figure about the whole run: ``plots/<name>.png``."""
+    @property
+    def plots(self) -> bool:
+        """Figures are wanted (config ``plots``, ``--no-plots``); numbers never depend on it."""
+        return bool(self.config.get("plots", True))
+
+    def save_figure(self, name: str, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A figure about the whole run, ``plots/<name>.png``: ``draw(*args, **kwargs)``,
+        called only when figures are wanted."""
         from kernelnet.plotting import save
 
-        save(self.run, f"{PLOTS_DIR}/{name}.png", figure)
+        if self.plots:
+            save(self.run, f"{PLOTS_DIR}/{name}.png", draw(*args, **kwargs))
+
+    def save_cell_figure(
+        self, result: CellResult, name: str, draw: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """A figure of one cell, ``plots/<cell id>/<name>.png`` (drawn only when wanted)."""
+        if self.plots:
+            self.files(result).save_figure(name, draw(*args, **kwargs))
 
     def files(self, result: CellResult) -> CellFiles:
         """The writer of one cell (for its per-cell figures)."""

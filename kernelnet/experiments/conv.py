@@ -184,7 +184,10 @@ def report(ctx: ReportContext) -> Report:
     )
     ctx.save_figure(
         "convolution_modes",
-        convolution_modes(a["signal"], a["kernel"], a["modes"]),
+        convolution_modes,
+        a["signal"],
+        a["kernel"],
+        a["modes"],
     )
     summary = {
         "total_parameters": total,

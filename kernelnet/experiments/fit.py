@@ -180,7 +180,7 @@ def report(ctx: ReportContext) -> Report:
             )
         )
         if done:
-            ctx.save_figure(f"fits{figure_suffix(setting)}", fit_grid(done, setting))
+            ctx.save_figure(f"fits{figure_suffix(setting)}", fit_grid, done, setting)
         worst = max((r.row["max_second_difference"] for r in linear), default=None)
         if setting:
             summary.setdefault("linear_max_second_difference_by_setting", {})[setting] = worst

@@ -219,18 +219,20 @@ def report(ctx: ReportContext) -> Report:
     )
     ctx.save_figure(
         "feature_map_error",
-        truncation_error([P for P, _, _ in gaussian], [e for _, _, e in gaussian], poly_error),
+        truncation_error,
+        [P for P, _, _ in gaussian],
+        [e for _, _, e in gaussian],
+        poly_error,
     )
     done = ctx.completed
     names = cell_names(done, lambda r: r.cell.config.check.construction)
     if done:
         ctx.save_figure(
             "eigenvalue_spectra",
-            spectra(
-                names,
-                [r.artifacts["spectrum"] for r in done],
-                [r.row["verdict"] for r in done],
-            ),
+            spectra,
+            names,
+            [r.artifacts["spectrum"] for r in done],
+            [r.row["verdict"] for r in done],
         )
     summary = {
         "verdicts": dict(zip(names, (r.row["verdict"] for r in done))),

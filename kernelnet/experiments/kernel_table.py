@@ -232,19 +232,20 @@ def _plots(ctx: ReportContext, groups: dict[str, list[CellResult]]) -> None:
         suffix = figure_suffix(setting)
         ctx.save_figure(
             f"decision_grid{suffix}",
-            plotting.decision_grid(
-                panels,
-                datasets,
-                kernels,
-                "Kernel SVM decision functions" + (f" ({setting})" if setting else ""),
-            ),
+            plotting.decision_grid,
+            panels,
+            datasets,
+            kernels,
+            "Kernel SVM decision functions" + (f" ({setting})" if setting else ""),
         )
         for dataset, row in zip(datasets, panels):
             ctx.save_figure(
                 f"{safe_text(dataset)}{suffix}",
-                plotting.decision_grid(
-                    [row], [dataset], kernels, f"{dataset}: " + ", ".join(kernels)
-                ),
+                plotting.decision_grid,
+                [row],
+                [dataset],
+                kernels,
+                f"{dataset}: " + ", ".join(kernels),
             )
 
 

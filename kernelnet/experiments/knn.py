@@ -158,7 +158,7 @@ def report(ctx: ReportContext) -> Report:
                 a["test_accuracy"],
             )
             chosen[dataset] = {"chosen_k": a["chosen"], "test_accuracy": a["test_accuracy"]}
-        ctx.save_figure(f"accuracy_vs_k{figure_suffix(setting)}", knn_curves(curves, setting))
+        ctx.save_figure(f"accuracy_vs_k{figure_suffix(setting)}", knn_curves, curves, setting)
         if setting:
             summary.setdefault("by_setting", {})[setting] = chosen
         else:

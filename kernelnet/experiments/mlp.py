@@ -110,15 +110,15 @@ def report(ctx: ReportContext) -> Report:
             "test_accuracy": a["test_accuracy"],
             "train_accuracy": a["train_accuracy"],
         }
-        ctx.files(result).save_figure(
+        ctx.save_cell_figure(
+            result,
             "training",
-            training_curves(
-                a["iteration_loss"],
-                [r["epoch"] for r in result.rows],
-                [r["train_accuracy"] for r in result.rows],
-                [r["val_accuracy"] for r in result.rows],
-                f"MLP {result.cell.config.model.hidden} on {result.cell.config.data.dataset}",
-            ),
+            training_curves,
+            a["iteration_loss"],
+            [r["epoch"] for r in result.rows],
+            [r["train_accuracy"] for r in result.rows],
+            [r["val_accuracy"] for r in result.rows],
+            f"MLP {result.cell.config.model.hidden} on {result.cell.config.data.dataset}",
         )
     done = ctx.completed
     if len(done) == 1:

@@ -201,41 +201,42 @@ def report(ctx: ReportContext) -> Report:
 
 
 def _plots(ctx: ReportContext, result: CellResult) -> None:
-    a, rows, files = result.artifacts, result.rows, ctx.files(result)
-    files.save_figure(
+    a, rows = result.artifacts, result.rows
+    ctx.save_cell_figure(
+        result,
         "training",
-        training_curves(
-            a["iteration_loss"],
-            [r["epoch"] for r in rows],
-            [r["train_accuracy"] for r in rows],
-            [r["val_accuracy"] for r in rows],
-            f"MNIST MLP {result.cell.config.model.hidden}",
-        ),
+        training_curves,
+        a["iteration_loss"],
+        [r["epoch"] for r in rows],
+        [r["train_accuracy"] for r in rows],
+        [r["val_accuracy"] for r in rows],
+        f"MNIST MLP {result.cell.config.model.hidden}",
     )
-    files.save_figure(
+    ctx.save_cell_figure(
+        result,
         "confusion",
-        confusion_matrix(
-            a["confusion"], f"Test confusion matrix (accuracy {percent(a['test_accuracy'], 2)}%)"
-        ),
+        confusion_matrix,
+        a["confusion"],
+        f"Test confusion matrix (accuracy {percent(a['test_accuracy'], 2)}%)",
     )
-    files.save_figure(
+    ctx.save_cell_figure(
+        result,
         "misclassified",
-        image_grid(
-            a["misclassified_images"].reshape(-1, 28, 28),
-            [f"{t} → {p}" for t, p in zip(a["misclassified_truth"], a["misclassified_predicted"])],
-            "Misclassified test digits (true → predicted)",
-        ),
+        image_grid,
+        a["misclassified_images"].reshape(-1, 28, 28),
+        [f"{t} → {p}" for t, p in zip(a["misclassified_truth"], a["misclassified_predicted"])],
+        "Misclassified test digits (true → predicted)",
     )
     weights = a["W1"].T[:100].reshape(-1, 28, 28)
-    files.save_figure(
+    ctx.save_cell_figure(
+        result,
         "first_layer_weights",
-        image_grid(
-            weights,
-            [f"unit {i}" for i in range(len(weights))],
-            "First-layer weights",
-            cmap="RdBu",
-            symmetric=True,
-        ),
+        image_grid,
+        weights,
+        [],
+        "First-layer weights",
+        cmap="RdBu",
+        symmetric=True,
     )
 
 
@@ -309,6 +310,20 @@ def confusion_matrix(matrix: np.ndarray, title: str) -> Figure:
     return figure
 
 
+def tile(images: np.ndarray, columns: int, gap: int, top: int) -> np.ndarray:
+    """Images (n, h, w) laid out in one array, ``columns`` per row, ``gap`` pixels apart and
+    ``top`` pixels above each (for its caption); the space between is NaN."""
+    n, h, w = images.shape
+    rows = max(1, -(-n // columns))
+    cell_h, cell_w = h + gap + top, w + gap
+    canvas = np.full((rows * cell_h, columns * cell_w), np.nan)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        y, x = row * cell_h + top, column * cell_w
+        canvas[y : y + h, x : x + w] = image
+    return canvas
+
+
 def image_grid(
     images: np.ndarray,
     captions: Sequence[str],
@@ -317,23 +332,36 @@ def image_grid(
     cmap: str = "gray_r",
     symmetric: bool = False,
 ) -> Figure:
-    """Small images (n, 28, 28) in a grid, each with a caption; ``symmetric`` centres a
-    diverging colour map on 0 per image (for weights)."""
-    n = len(images)
-    rows = max(1, int(np.ceil(n / columns)))
-    figure = plotting.figure((1.25 * columns, 1.4 * rows + 0.5))
-    grid = np.atleast_2d(figure.subplots(rows, columns, squeeze=False))
-    for index, axes in enumerate(grid.flat):
-        axes.set_axis_off()
-        if index >= n:
-            continue
-        image = images[index]
-        if symmetric:
-            reach = float(np.abs(image).max()) or 1.0
-            axes.imshow(image, cmap=cmap, vmin=-reach, vmax=reach)
-        else:
-            axes.imshow(image, cmap=cmap)
-        axes.set_title(captions[index], fontsize="x-small")
+    """Small images (n, 28, 28) in a grid, each with a caption, drawn as one image (one
+    axes, not one per digit: a fraction of a second to save). ``symmetric`` scales each
+    image to [-1, 1] around 0 for a diverging colour map (for weights)."""
+    images = np.asarray(images, dtype=np.float64)
+    if symmetric:
+        reach = np.abs(images).reshape(len(images), -1).max(axis=1)
+        images = images / np.where(reach > 0, reach, 1.0)[:, None, None]
+        low, high = -1.0, 1.0
+    else:
+        low, high = float(images.min(initial=0.0)), float(images.max(initial=1.0))
+    gap, top = 2, 9 if any(captions) else 0
+    canvas = tile(images, columns, gap, top)
+    rows = canvas.shape[0] // (images.shape[1] + gap + top)
+    height = 1.1 * rows + 0.4
+    figure = plotting.figure((1.0 * columns, height), layout=None)
+    axes = figure.add_axes((0.01, 0.01, 0.98, 1 - 0.5 / height))  # room for the title
+    colours = plotting.colormap(cmap).with_extremes(bad="white")
+    axes.imshow(canvas, cmap=colours, vmin=low, vmax=high, interpolation="nearest")
+    axes.set_axis_off()
+    cell_h, cell_w = images.shape[1] + gap + top, images.shape[2] + gap
+    for index, caption in enumerate(captions):
+        row, column = divmod(index, columns)
+        axes.text(
+            column * cell_w + images.shape[2] / 2,
+            row * cell_h + top - 1.5,
+            caption,
+            ha="center",
+            va="bottom",
+            fontsize="x-small",
+        )
     figure.suptitle(title)
     return figure
 

@@ -288,15 +288,15 @@ def report(ctx: ReportContext) -> Report:
     if surfaces:
         ctx.save_figure(
             "trajectories",
-            optimizer_trajectories(
-                [SURFACES[s] for s in surfaces],
-                {n: r.artifacts["paths"] for n, r in zip(names, done)},
-            ),
+            optimizer_trajectories,
+            [SURFACES[s] for s in surfaces],
+            {n: r.artifacts["paths"] for n, r in zip(names, done)},
         )
     if done:
         ctx.save_figure(
             "mnist_loss",
-            loss_curves({n: np.asarray(r.artifacts["mnist_loss"]) for n, r in zip(names, done)}),
+            loss_curves,
+            {n: np.asarray(r.artifacts["mnist_loss"]) for n, r in zip(names, done)},
         )
     return Report(
         tables,

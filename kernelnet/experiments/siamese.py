@@ -151,13 +151,13 @@ def report(ctx: ReportContext) -> Report:
                 "cos > 0; the loss -y cos pulls same pairs to +1 and pushes different ones to -1.",
             )
         )
-        ctx.files(result).save_figure(
+        ctx.save_cell_figure(
+            result,
             "siamese",
-            siamese_panels(
-                result.rows,
-                np.asarray(result.artifacts["final_cos"]),
-                np.asarray(result.artifacts["final_y"]),
-            ),
+            siamese_panels,
+            result.rows,
+            np.asarray(result.artifacts["final_cos"]),
+            np.asarray(result.artifacts["final_y"]),
         )
         last = result.rows[-1]
         cell_summary = {

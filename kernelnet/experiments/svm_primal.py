@@ -196,21 +196,19 @@ def report(ctx: ReportContext) -> Report:
         longest = max(done, key=lambda r: r.row["epochs"])
         ctx.save_figure(
             f"training_history{suffix}",
-            primal_history(
-                np.asarray(longest.artifacts["objective"]),
-                np.asarray(longest.artifacts["train_accuracy"]),
-                np.asarray(longest.artifacts["test_accuracy"]),
-                [r.row["epochs"] for r in done],
-                title,
-            ),
+            primal_history,
+            np.asarray(longest.artifacts["objective"]),
+            np.asarray(longest.artifacts["train_accuracy"]),
+            np.asarray(longest.artifacts["test_accuracy"]),
+            [r.row["epochs"] for r in done],
+            title,
         )
         ctx.save_figure(
             f"weights{suffix}",
-            weight_bars(
-                [r.cell.id for r in done],
-                np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
-                np.array([r.row["b"] for r in done]),
-            ),
+            weight_bars,
+            [r.cell.id for r in done],
+            np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
+            np.array([r.row["b"] for r in done]),
         )
     done = ctx.completed
     summary = {}

@@ -190,6 +190,23 @@ def test_a_sweep_gives_distinct_rows_and_files(name, swept_runs):
     assert summary["status"] == "complete" and summary["cells"] == len(cells)
 
 
+def numbers(folder: Path) -> list[dict]:
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    return [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]
+
+
+@pytest.mark.parametrize("name", ["kernel-table", "mnist", "siamese", "svm-primal", "fit"])
+def test_no_plots_draws_nothing_and_changes_no_number(name, swept_runs, tmp_path):
+    """--no-plots (the config's plots: false) skips every figure; the cells keep their seeds
+    (plots is left out of the cell digest) so every number is the same."""
+    result = runner.invoke(app, [*arguments(name, tmp_path), "--no-plots"])
+    assert result.exit_code == 0, result.stderr
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    assert list((swept_runs[name] / "plots").rglob("*.png"))  # the same run with plots has some
+    assert not list(folder.rglob("*.png"))
+    assert numbers(folder) == numbers(swept_runs[name])
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("completed", ["none", "one", "all"])
 def test_report_works_with_zero_one_and_many_completed_cells(name, completed, swept_runs, tmp_path):
