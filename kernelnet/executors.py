@@ -119,9 +119,17 @@ class SerialExecutor:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Worker initializer: the kernel sends SIGTERM when the parent dies (Linux), so no
-    worker outlives a killed run; Ctrl-C is the parent's to handle."""
+    """Worker initializer. Workers are forked (a spawned worker spends half a second
+    importing what the parent already has, longer than a grid of small cells takes), so
+    they start with the parent's state, and undo what is the parent's alone: its signal
+    handlers (Ctrl-C and SIGTERM are the parent's to handle; SIGTERM kills a worker, and
+    the kernel sends it when the parent dies) and its log handlers (the terminal is the
+    parent's; a worker logs to the run's log.txt)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    package_log = logging.getLogger("kernelnet")
+    for handler in list(package_log.handlers):
+        package_log.removeHandler(handler)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -129,7 +137,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str, threads: int) -> CellResult:
+def _worker_run_cells(
+    experiment: Experiment, cells: list[Cell], run_path: str, threads: int
+) -> list[CellResult]:
     """In a worker process: log to the run's log.txt (appending) rather than stderr."""
     package_log = logging.getLogger("kernelnet")
     if not package_log.handlers:
@@ -141,13 +151,14 @@ def _worker_run_cell(experiment: Experiment, cell: Cell, run_path: str, threads:
         )
         package_log.addHandler(handler)
         package_log.setLevel(logging.INFO)
-    return run_cell(experiment, cell, RunDir(Path(run_path)), threads=threads)
+    run = RunDir(Path(run_path))
+    return [run_cell(experiment, cell, run, threads=threads) for cell in cells]
 
 
 @contextlib.contextmanager
 def _blas_environment(threads: int) -> Iterator[None]:
-    """BLAS thread counts in the environment that spawned workers start with (so their
-    BLAS never starts more threads than a cell uses)."""
+    """BLAS thread counts in the environment workers start with (so a BLAS library a
+    worker loads itself never starts more threads than a cell uses)."""
     saved = {name: os.environ.get(name) for name in blas.THREAD_VARIABLES}
     os.environ.update(blas.environment_for(threads))
     try:
@@ -189,13 +200,21 @@ class ProcessExecutor:
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context("fork"),
             initializer=_die_with_parent,
             initargs=(os.getpid(),),
         )
 
-    def _submit(self, pool: ProcessPoolExecutor, experiment: Experiment, cell: Cell, run: RunDir):
-        return pool.submit(_worker_run_cell, experiment, cell, str(run.path), self.threads)
+    def _submit(
+        self, pool: ProcessPoolExecutor, experiment: Experiment, cells: list[Cell], run: RunDir
+    ):
+        return pool.submit(_worker_run_cells, experiment, cells, str(run.path), self.threads)
+
+    def _batches(self, cells: list[Cell]) -> list[list[Cell]]:
+        """Cells in about four batches per worker: one task per cell costs more to ship
+        than a cell of milliseconds takes, and four per worker still balance the load."""
+        size = max(1, len(cells) // (4 * self.workers))
+        return [cells[i : i + size] for i in range(0, len(cells), size)]
 
     def run(
         self,
@@ -205,18 +224,19 @@ class ProcessExecutor:
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
         pending = {cell.index: cell for cell in cells}
-        # Workers are spawned when tasks are submitted and read the environment then.
+        # Workers start when tasks are submitted and inherit the environment then.
         with _blas_environment(self.threads):
             pool = self._pool(self.workers)
             try:
-                futures = {self._submit(pool, experiment, cell, run): cell for cell in cells}
+                futures = [self._submit(pool, experiment, b, run) for b in self._batches(cells)]
                 for future in as_completed(futures):
                     try:
-                        result = future.result()
+                        results = future.result()
                     except BrokenProcessPool:
                         break  # a worker died: retry the cells still pending one by one
-                    del pending[futures[future].index]
-                    yield result
+                    for result in results:
+                        del pending[result.cell.index]
+                        yield result
             except BaseException:  # interrupted (or the consumer stopped): stop at once
                 _stop(pool)
                 raise
@@ -228,7 +248,7 @@ class ProcessExecutor:
     def _isolated(self, experiment: Experiment, cell: Cell, run: RunDir) -> CellResult:
         pool = self._pool(1)
         try:
-            result = self._submit(pool, experiment, cell, run).result()
+            (result,) = self._submit(pool, experiment, [cell], run).result()
         except BrokenProcessPool:
             log.error("cell %s: its worker process died again; the cell fails", cell.id)
             pool.shutdown(wait=True, cancel_futures=True)
