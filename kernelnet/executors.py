@@ -240,7 +240,9 @@ class ProcessExecutor:
             except BaseException:  # interrupted (or the consumer stopped): stop at once
                 _stop(pool)
                 raise
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Every result is in: idle workers exit on their own, no need to wait for them
+            # (after a crash, wait, so the retries do not compete with a dying pool).
+            pool.shutdown(wait=bool(pending), cancel_futures=True)
             for cell in pending.values():
                 log.warning("cell %s: its worker process died; retrying it once, alone", cell.id)
                 yield self._isolated(experiment, cell, run)
