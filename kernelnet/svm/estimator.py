@@ -19,6 +19,7 @@ cross_val_score and GridSearchCV work; without it the same methods come from
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,10 @@ from kernelnet.estimator_base import (
     validate,
 )
 from kernelnet.kernels import make_kernel
-from kernelnet.svm.dual import BinaryKernelSVM
+from kernelnet.svm.blocked import WORKING_SET, ClassBlocks, fit_pair
+from kernelnet.svm.dual import AUTO_CVXOPT_MAX_N, BinaryKernelSVM
+
+SOLVERS = ("auto", "cvxopt", "smo", "blocked")
 
 
 class KernelSVM(ClassifierMixin, BaseEstimator):
@@ -58,6 +62,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         fallback: str = "smo",
         qp_options: dict | None = None,
         support_tol: float = 1e-5,
+        working_set: int = WORKING_SET,
     ):
         self.kernel = kernel
         self.C = C
@@ -71,6 +76,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         self.fallback = fallback
         self.qp_options = qp_options
         self.support_tol = support_tol
+        self.working_set = working_set
 
     def _gamma(self, X: np.ndarray) -> float:
         if self.gamma == "scale":
@@ -104,6 +110,11 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         weights = self._weights(y)
         self.pairs_ = list(itertools.combinations(range(self.classes_.size), 2))
         self.estimators_ = []
+        groups = [np.flatnonzero(y == c) for c in self.classes_]
+        if self._solver(groups) == "blocked":
+            self._fit_blocked(X, groups, kernel, weights)
+            self._join_support_vectors()
+            return self
         for i, j in self.pairs_:
             ci, cj = self.classes_[i], self.classes_[j]
             mask = (y == ci) | (y == cj)
@@ -121,7 +132,52 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
                 support_tol=self.support_tol,
             )
             self.estimators_.append(binary.fit(X[mask], y[mask]))
+        self._join_support_vectors()
         return self
+
+    def _solver(self, groups: list[np.ndarray]) -> str:
+        """auto: cvxopt up to 1,000 samples per pair (the reference method), the blocked
+        solver while the largest pair's float32 Gram matrix fits in ``cache_size`` MB, SMO
+        with kernel rows on demand beyond."""
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)} (got {self.solver!r})")
+        if self.solver != "auto":
+            return self.solver
+        sizes = sorted(len(g) for g in groups)
+        largest = sizes[-1] + sizes[-2]
+        if largest <= AUTO_CVXOPT_MAX_N:
+            return "cvxopt"
+        return "blocked" if 4 * largest**2 <= self.cache_size * 2**20 else "smo"
+
+    def _fit_blocked(
+        self, X: np.ndarray, groups: list[np.ndarray], kernel, weights: dict[Any, float]
+    ) -> None:
+        """Every pair on shared float32 Gram blocks (:mod:`kernelnet.svm.blocked`)."""
+        blocks = ClassBlocks(X, groups, kernel, self.cache_size)
+        for i, j in self.pairs_:
+            ci, cj = self.classes_[i], self.classes_[j]
+            started = time.perf_counter()
+            solution = fit_pair(
+                blocks,
+                i,
+                j,
+                float(self.C) * weights.get(ci, 1.0),
+                float(self.C) * weights.get(cj, 1.0),
+                self.tol,
+                self.working_set,
+                self.support_tol,
+            )
+            binary = BinaryKernelSVM(kernel, C=float(self.C), solver="blocked")
+            binary.classes_ = np.array([ci, cj])
+            binary.support_ = solution.support
+            binary.support_vectors_ = X[solution.support]
+            binary.dual_coef_ = solution.dual_coef
+            binary.bias_ = solution.bias
+            binary.solver_ = solution.result
+            binary.n_features_in_ = X.shape[1]
+            binary.fit_seconds_ = time.perf_counter() - started
+            self.estimators_.append(binary)
+        self.kernel_blocks_computed_ = blocks.computed
 
     def _state(self) -> dict:
         return {
@@ -154,11 +210,39 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             binary.bias_ = float(pair["bias"])
             binary.n_features_in_ = self.n_features_in_
             self.estimators_.append(binary)
+        self._join_support_vectors()
+
+    def _join_support_vectors(self) -> None:
+        """The pairs share support vectors: keep their union once, with a (union, n_pairs)
+        matrix of coefficients in libsvm's orientation (positive for the pair's first
+        class) and the pairs' intercepts, so prediction evaluates the kernel once per
+        support vector (as libsvm does) and every pair in one matrix product."""
+        position: dict[bytes, int] = {}  # a support vector's bytes -> its row in the union
+        rows = []
+        for m in self.estimators_:
+            for vector in m.support_vectors_:
+                key = vector.tobytes()
+                if key not in position:
+                    position[key] = len(rows)
+                    rows.append(vector)
+        union = np.array(rows).reshape(len(rows), self.n_features_in_)
+        coef = np.zeros((len(union), len(self.estimators_)))
+        for column, m in enumerate(self.estimators_):
+            where = [position[vector.tobytes()] for vector in m.support_vectors_]
+            np.add.at(coef[:, column], where, -m.dual_coef_)
+        self._union = (union, coef, -np.array([m.bias_ for m in self.estimators_]))
+
+    def _pair_values(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """(n, n_pairs) decision values, positive for each pair's first class."""
+        union, coef, intercept = self._union
+        kernel = make_kernel(self.kernel, gamma=self.gamma_, degree=self.degree, coef0=self.coef0)
+        parts = [kernel(X[s : s + chunk], union) @ coef for s in range(0, len(X), chunk)]
+        return np.concatenate(parts) + intercept
 
     def _votes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(votes, summed confidence), each (n, n_classes), from the pairs' decision values
         in libsvm's orientation (positive for the pair's first class)."""
-        values = np.column_stack([-m.decision_function(X) for m in self.estimators_])
+        values = self._pair_values(X)
         votes = np.zeros((len(X), self.classes_.size), dtype=np.int64)
         confidence = np.zeros(votes.shape)
         for column, (i, j) in enumerate(self.pairs_):
