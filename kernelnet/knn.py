@@ -49,8 +49,23 @@ def distances(X_query: np.ndarray, X_train: np.ndarray, metric: str = "euclidean
 
 def neighbour_order(D: np.ndarray, k_max: int) -> np.ndarray:
     """Indices of the k_max nearest training points per query, nearest first; equal
-    distances keep training order (stable sort)."""
-    return np.argsort(D, axis=1, kind="stable")[:, :k_max]
+    distances keep training order (what a stable sort of each row gives).
+
+    The k_max smallest are found by partition (linear time), then ordered by (distance,
+    index); a row where the k_max-th distance is shared by points beyond the first k_max
+    (a tie across the cut, where partition picks arbitrarily) is stably sorted whole."""
+    n_train = D.shape[1]
+    if k_max >= n_train:
+        return np.argsort(D, axis=1, kind="stable")[:, :k_max]
+    nearest = np.argpartition(D, k_max - 1, axis=1)[:, :k_max]
+    near_distances = np.take_along_axis(D, nearest, axis=1)
+    cut = near_distances.max(axis=1, keepdims=True)
+    order = np.lexsort((nearest, near_distances), axis=1)  # by distance, then index
+    result = np.take_along_axis(nearest, order, axis=1)
+    crossing = np.flatnonzero((D <= cut).sum(axis=1) > k_max)
+    if crossing.size:
+        result[crossing] = np.argsort(D[crossing], axis=1, kind="stable")[:, :k_max]
+    return result
 
 
 def vote(neighbour_labels: np.ndarray, k: int, n_classes: int) -> np.ndarray:
@@ -75,8 +90,14 @@ def knn_predict_all_k(
     metric: str = "euclidean",
 ) -> dict[int, np.ndarray]:
     """Predictions for every k in ``ks`` from one distance computation. Labels must be
-    integers 0..C-1."""
-    order = neighbour_order(distances(X_query, X_train, metric), max(ks))
+    integers 0..C-1. Queries go in chunks so the distance matrix stays near 100 MB."""
+    chunk = max(1, 12_500_000 // max(1, len(X_train)))
+    order = np.concatenate(
+        [
+            neighbour_order(distances(X_query[s : s + chunk], X_train, metric), max(ks))
+            for s in range(0, len(X_query), chunk)
+        ]
+    )
     labels = y_train[order]
     n_classes = int(y_train.max()) + 1
     return {k: vote(labels, k, n_classes) for k in ks}

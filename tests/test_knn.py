@@ -54,3 +54,14 @@ def test_cosine_distance_of_a_zero_vector_is_one():
 
 def test_k_is_chosen_on_validation_with_the_smallest_k_among_equals():
     assert choose_k({1: 0.9, 3: 0.95, 5: 0.95, 7: 0.8}) == 3
+
+
+def test_partial_ordering_equals_a_stable_sort_even_with_ties_across_the_cut():
+    from kernelnet.knn import neighbour_order
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        D = rng.integers(0, 5, size=(7, 30)).astype(float)  # many equal distances
+        k = int(rng.integers(1, 31))
+        expected = np.argsort(D, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(neighbour_order(D, k), expected)

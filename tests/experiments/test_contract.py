@@ -75,6 +75,11 @@ CASES = {
         "model.hidden=[[8],[16]]",
         "toy2d/xor.npz",
     ),
+    "mnist-table": (
+        ["data.train_size=300", "data.val_size=200", "data.test_size=200", "networks.epochs=1"],
+        "method=knn,linear",
+        MNIST_FILE,
+    ),
     "siamese": (
         ["siamese.train_pairs=100", "siamese.test_pairs=40", "siamese.epochs=1"],
         "siamese.learning_rate=0.001,0.002",
