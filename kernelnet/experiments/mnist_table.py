@@ -56,8 +56,12 @@ class TableData:
 
 @dataclass
 class TableKnn:
-    k: list[int] = param(default_factory=lambda: [1, 3, 5, 7], ge=1,
-                         sweepable=False, help="candidates; the best on validation is used")  # fmt: skip
+    k: list[int] = param(
+        default_factory=lambda: [1, 3, 5, 7],
+        ge=1,
+        sweepable=False,
+        help="candidates; the best on validation is used",
+    )
 
 
 @dataclass
@@ -160,11 +164,23 @@ def report(ctx: ReportContext) -> Report:
     rows = [r.rows[0] for r in ctx.completed]
     table = Table(
         "MNIST test error: measured here against the MNIST page",
-        ["method", "test error %", "published %", "fit + predict s", "training images",
-         "settings"],  # fmt: skip
         [
-            [r["published_as"], f"{r['test_error']:.2f}", f"{r['published_error']:g}",
-             f"{r['fit_seconds']:.1f}", f"{r['train_size']:,}", r["settings"]]
+            "method",
+            "test error %",
+            "published %",
+            "fit + predict s",
+            "training images",
+            "settings",
+        ],  # fmt: skip
+        [
+            [
+                r["published_as"],
+                f"{r['test_error']:.2f}",
+                f"{r['published_error']:g}",
+                f"{r['fit_seconds']:.1f}",
+                f"{r['train_size']:,}",
+                r["settings"],
+            ]
             for r in rows
         ],  # fmt: skip
         align=["left", "right", "right", "right", "right", "left"],
