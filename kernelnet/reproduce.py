@@ -54,7 +54,8 @@ def run_config(path: Path, runs_dir: Path, progress: Progress | None = None) -> 
     )
 
 
-def report_table(runs: list[ReproducedRun], report_dir: Path) -> Table:
+def report_table(runs: list[ReproducedRun], report_dir: Path, seconds: float) -> Table:
+    """The runs, one row each, and the total wall-clock time in the note."""
     rows = []
     for run in runs:
         link = os.path.relpath(run.run_path, report_dir) if run.run_path else "—"
@@ -66,6 +67,7 @@ def report_table(runs: list[ReproducedRun], report_dir: Path) -> Table:
         ["config", "experiment", "status", "seconds", "run folder", "problems"],
         rows,
         align=["left", "left", "left", "right", "left", "left"],
+        note=f"{len(runs)} configs in {seconds:.1f} s in all ({seconds / 60:.1f} min).",
     )
 
 
@@ -86,13 +88,15 @@ def reproduce(
         **environment(),
     )
     report.publish()
+    started = time.perf_counter()
     results = []
     for path in configs:
         result = run_config(path, runs_dir, progress)
         results.append(result)
         if on_run:
             on_run(result)
-    table = report_table(results, report.path)
+    seconds = time.perf_counter() - started
+    table = report_table(results, report.path, seconds)
     failed = [r for r in results if r.status != "complete"]
     status = "failed" if failed else "complete"
     lines = [
@@ -126,7 +130,7 @@ def reproduce(
         },
     )
     report.update_manifest(
-        status=status, finished=utc_now(), seconds=round(sum(r.seconds for r in results), 3)
+        status=status, finished=utc_now(), seconds=round(seconds, 3)
     )
     report.link_latest(runs_dir)
     return report, results

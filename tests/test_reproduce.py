@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 import subprocess
@@ -36,6 +37,9 @@ def test_report_files(report):
     assert (folder.parent.parent / "latest").resolve() == folder.resolve()
     markdown = (folder / "REPORT.md").read_text()
     assert "2 of 2 experiments complete" in markdown
+    total = float(re.search(r"2 configs in ([0-9.]+) s in all", markdown).group(1))
+    manifest = json.loads((folder / "run.json").read_text())
+    assert total == pytest.approx(manifest["seconds"], abs=0.05) and total > 0
     assert "## svm-primal (a.yaml)" in markdown and "## kernel-table (b.yaml)" in markdown
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 4  # svm-primal 2, kernel-table 2

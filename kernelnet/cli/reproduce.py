@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
             with diagnostics(quiet, debug):
                 report, results = reproduce(paths, runs_dir, on_run=announce)
         if not quiet:
-            print_tables([report_table(results, report.path)], stdout_console())
+            seconds = float(report.manifest.get("seconds") or 0.0)
+            print_tables([report_table(results, report.path, seconds)], stdout_console())
         sys.stdout.write(f"{report.path}\n")
         if any(r.status != "complete" for r in results):
             raise typer.Exit(1)
