@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/kernelnet reproduce
 
+# Byte-compiled once up front: the suite starts the command line in many subprocesses, and
+# with PYTHONDONTWRITEBYTECODE set (as here) each would compile kernelnet from source again.
+# Two pytest workers (one per core), each test's BLAS on one thread so they do not compete.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m compileall -q kernelnet tests
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 wheel-test: $(STAMP)
 	bash .ci/wheel-test

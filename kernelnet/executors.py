@@ -310,6 +310,23 @@ def _worker_facts(experiment: Experiment, cells: list[Cell]) -> dict[str, str]:
 SCHEDULER_TIMEOUT = "5s"
 
 
+def _refused(address: str) -> bool:
+    """A tcp:// address whose host answers that nothing listens on the port: said at once,
+    instead of after the client's connection timeout of retries."""
+    import socket
+
+    match = re.fullmatch(r"tcp://([^\s/:]+):(\d+)/?", address)
+    if not match:
+        return False
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False  # unreachable or slow: the client's timeout decides
+    return False
+
+
 class DaskExecutor:
     """Cells as tasks on an existing Dask distributed cluster (``pip install kernelnet[dask]``).
 
@@ -338,6 +355,11 @@ class DaskExecutor:
         if address and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", address):
             raise ConfigError(
                 f"--scheduler {address!r}: not a scheduler address (expected tcp://HOST:PORT)"
+            )
+        if client is None and address and _refused(address):
+            raise ConfigError(
+                f"cannot connect to the Dask scheduler at {where}: connection refused "
+                "(is `dask scheduler` running there?)"
             )
         try:
             self.client = client or Client(

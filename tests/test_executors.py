@@ -234,7 +234,7 @@ def _start_pool_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     deadline = time.time() + 90
     while time.time() < deadline:
         if list(tmp_path.glob("svm-primal/*/cells/epochs=1/result.json")):
-            time.sleep(1.0)  # the long cell is running in its worker
+            time.sleep(0.3)  # the long cell is running in its worker
             return process, _children(process.pid)
         time.sleep(0.05)
     process.kill()
