@@ -181,12 +181,14 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 class ProcessExecutor:
-    """Cells in ``workers`` fresh processes, each cell with ``threads`` BLAS threads (the
-    same count as every other executor, so results do not depend on where a cell ran).
-    Workers die with their parent. A cell whose worker dies (killed, out of memory) is
-    retried once, alone in a fresh worker, which also pins a crash on the cell that causes
-    it; if that worker dies too, only that cell fails. Interrupted, the pool is stopped at
-    once: finished cells are kept by the runner, running ones are abandoned."""
+    """Cells in ``workers`` processes forked from this one (they start at once, with what
+    this process has imported), in batches of cells (about four per worker), each cell with
+    ``threads`` BLAS threads (the same count as every other executor, so results do not
+    depend on where a cell ran). Workers die with their parent. A cell whose worker dies
+    (killed, out of memory) is retried once, alone in a fresh worker, which also pins a
+    crash on the cell that causes it; if that worker dies too, only that cell fails.
+    Interrupted, the pool is stopped at once: finished batches are kept by the runner,
+    running ones are abandoned."""
 
     def __init__(self, workers: int, threads: int = DEFAULT_THREADS):
         if workers < 1:

@@ -129,9 +129,7 @@ def reproduce(
             ],
         },
     )
-    report.update_manifest(
-        status=status, finished=utc_now(), seconds=round(seconds, 3)
-    )
+    report.update_manifest(status=status, finished=utc_now(), seconds=round(seconds, 3))
     report.link_latest(runs_dir)
     return report, results
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernelnet.kernels import Kernel
+from kernelnet.svm.dual import fit_bias
 from kernelnet.svm.smo import TAU, _update_pair
 
 log = logging.getLogger(__name__)
@@ -206,8 +207,6 @@ def fit_pair(
     working_set: int,
     support_tol: float,
 ) -> PairSolution:
-    from kernelnet.svm.dual import fit_bias
-
     index = np.concatenate([blocks.groups[a], blocks.groups[b]])
     na = len(blocks.groups[a])
     y = np.where(np.arange(len(index)) < na, -1.0, 1.0)

@@ -1,6 +1,7 @@
 """``kernelnet.KernelSVM``: a scikit-learn-style kernel SVM (the parameters of SVC), with
-multiclass one-vs-one as libsvm does it, built on the dual solver of
-:class:`~kernelnet.svm.dual.BinaryKernelSVM` (cvxopt, or SMO for large problems).
+multiclass one-vs-one as libsvm does it, built on the dual solvers: cvxopt or SMO
+(:class:`~kernelnet.svm.dual.BinaryKernelSVM`) and, at MNIST scale, the blocked solver of
+:mod:`kernelnet.svm.blocked`.
 
 One-vs-one: for every pair of classes (i < j) a binary SVM is fitted on the samples of
 those two classes; a sample gets one vote per pair, for class i when the pair's decision
@@ -10,10 +11,11 @@ one with scikit-learn's SVC. ``decision_function`` follows SVC's default shapes:
 two classes (positive for ``classes_[1]``), (n, n_classes) "ovr" scores otherwise (votes
 plus a confidence squashed into (-1/3, 1/3), as SVC computes them).
 
-scikit-learn is optional: when it is installed the estimator derives from its BaseEstimator
-and ClassifierMixin and validates input with its helpers, so clone, Pipeline,
-cross_val_score and GridSearchCV work; without it the same methods come from
-:mod:`kernelnet.estimator_base`.
+kernelnet never imports scikit-learn here: the base classes of
+:mod:`kernelnet.estimator_base` speak its API (clone, Pipeline, cross_val_score and
+GridSearchCV work, and ``check_estimator`` passes). ``solver="auto"`` takes cvxopt for pairs
+of up to 1,000 samples, the blocked solver (shared float32 Gram blocks, working-set
+decomposition) while the largest pair's Gram matrix fits in ``cache_size``, SMO beyond.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ SOLVERS = ("auto", "cvxopt", "smo", "blocked")
 class KernelSVM(ClassifierMixin, BaseEstimator):
     """Soft-margin kernel SVM. ``kernel`` is linear, poly, sigmoid or rbf; ``gamma`` a
     number, "scale" (1 / (n_features * X.var())) or "auto" (1 / n_features);
-    ``class_weight`` a dict {label: weight} or "balanced"; ``solver`` cvxopt, smo or auto
-    (cvxopt up to 1,000 samples per pair); ``tol`` the SMO stopping tolerance (libsvm's
-    1e-3 by default); ``fallback``, ``qp_options`` and ``support_tol`` as for
+    ``class_weight`` a dict {label: weight} or "balanced"; ``solver`` auto, cvxopt, smo or
+    blocked; ``tol`` the SMO and blocked stopping tolerance (libsvm's 1e-3 by default);
+    ``cache_size`` the MB of kernel values kept (SMO's rows, the blocked solver's Gram
+    blocks); ``working_set`` the blocked solver's variables per outer step; ``fallback``, ``qp_options`` and ``support_tol`` as for
     :class:`~kernelnet.svm.dual.BinaryKernelSVM` (what to do when cvxopt fails, its options,
     the alpha above which a sample is a support vector, relative to C)."""
 
@@ -231,6 +234,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             where = [position[vector.tobytes()] for vector in m.support_vectors_]
             np.add.at(coef[:, column], where, -m.dual_coef_)
         self._union = (union, coef, -np.array([m.bias_ for m in self.estimators_]))
+        self.support_vectors_ = union  # as SVC: every pair's support vectors, once each
 
     def _pair_values(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """(n, n_pairs) decision values, positive for each pair's first class."""
