@@ -47,9 +47,10 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     ``class_weight`` a dict {label: weight} or "balanced"; ``solver`` auto, cvxopt, smo or
     blocked; ``tol`` the SMO and blocked stopping tolerance (libsvm's 1e-3 by default);
     ``cache_size`` the MB of kernel values kept (SMO's rows, the blocked solver's Gram
-    blocks); ``working_set`` the blocked solver's variables per outer step; ``fallback``, ``qp_options`` and ``support_tol`` as for
-    :class:`~kernelnet.svm.dual.BinaryKernelSVM` (what to do when cvxopt fails, its options,
-    the alpha above which a sample is a support vector, relative to C)."""
+    blocks); ``working_set`` the blocked solver's variables per outer step; ``fallback``,
+    ``qp_options`` and ``support_tol`` as for :class:`~kernelnet.svm.dual.BinaryKernelSVM`
+    (what to do when cvxopt fails, its options, the alpha above which a sample is a support
+    vector, relative to C)."""
 
     def __init__(
         self,
