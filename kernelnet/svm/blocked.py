@@ -32,7 +32,7 @@ import numpy as np
 
 from kernelnet.kernels import Kernel
 from kernelnet.svm.dual import fit_bias
-from kernelnet.svm.smo import TAU, _update_pair
+from kernelnet.svm.smo import TAU, update_pair
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ def solve_subproblem(
         curvature = np.maximum(diag[i] + diag - 2.0 * K_i, TAU)
         j = int(np.where(low & (b > 0), -(b * b) / curvature, np.inf).argmin())
         old_i, old_j = alpha[i], alpha[j]
-        grad_view = -y * score  # _update_pair reads grad[i] and grad[j] only
-        _update_pair(alpha, grad_view, K_i[j], diag, y, costs, i, j)
+        grad_view = -y * score  # update_pair reads grad[i] and grad[j] only
+        update_pair(alpha, grad_view, K_i[j], diag, y, costs, i, j)
         score -= K_i * (y[i] * (alpha[i] - old_i)) + K[j] * (y[j] * (alpha[j] - old_j))
     return max_iter
 
