@@ -104,3 +104,36 @@ def test_auto_picks_the_blocked_solver_while_the_pairs_gram_fits():
     assert KernelSVM(solver="auto")._solver([np.arange(400), np.arange(400, 800)]) == "cvxopt"
     with pytest.raises(ValueError, match="solver must be one of"):
         KernelSVM(solver="fast")._solver(groups)
+
+
+@pytest.mark.parametrize(
+    "kernel, params",
+    [
+        ("linear", {}),
+        ("poly", {"gamma": 0.02, "degree": 3, "coef0": 1.0}),
+        ("sigmoid", {"gamma": 0.001, "coef0": 0.0}),  # indefinite: tau keeps steps descending
+    ],
+)
+def test_every_kernel_predicts_as_svc(kernel, params):
+    data = mnist_split(1200, 0, 500, normalize="scale")
+    ours = KernelSVM(kernel=kernel, C=1.0, solver="blocked", **params)
+    theirs = SVC(kernel=kernel, C=1.0, **params)
+    np.testing.assert_array_equal(
+        ours.fit(data.X_train, data.y_train).predict(data.X_test),
+        theirs.fit(data.X_train, data.y_train).predict(data.X_test),
+    )
+
+
+def test_class_weights_and_two_classes_as_svc():
+    data = mnist_split(2000, 0, 500, normalize="scale")
+    keep = (data.y_train != 3) | (np.arange(2000) % 5 == 0)  # class 3 made rare
+    X, y = data.X_train[keep], data.y_train[keep]
+    ours = KernelSVM(C=5, gamma=0.05, class_weight="balanced", solver="blocked").fit(X, y)
+    theirs = SVC(C=5, gamma=0.05, class_weight="balanced").fit(X, y)
+    np.testing.assert_array_equal(ours.predict(data.X_test), theirs.predict(data.X_test))
+    odd = data.y_train % 2
+    ours = KernelSVM(C=5, gamma=0.05, solver="blocked").fit(data.X_train, odd)
+    theirs = SVC(C=5, gamma=0.05).fit(data.X_train, odd)
+    np.testing.assert_allclose(
+        ours.decision_function(data.X_test), theirs.decision_function(data.X_test), atol=5e-3
+    )
