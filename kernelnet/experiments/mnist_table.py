@@ -106,7 +106,8 @@ def _svm(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, 
 
     s = config.svm
     model = KernelSVM(C=s.C, gamma=s.gamma, tol=s.tol, solver="blocked", cache_size=s.cache_size)
-    model.fit(data.X_train, data.y_train)
+    model.fit(data.X_train, data.y_train, progress=lambda done, pairs: ctx.progress(
+        done, pairs, "pairs of classes"))  # fmt: skip
     vectors = len(model.support_vectors_)
     return model.predict(data.X_test), f"C={s.C:g}, gamma={s.gamma:g}, {vectors} support vectors"
 
@@ -129,6 +130,10 @@ def _network(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarr
         data.y_val,
         TrainSettings(n.epochs, n.batch_size),
         ctx.rng,
+        on_step=lambda epoch, step, steps: (
+            (step % 50 == 0 or step == steps)
+            and ctx.progress(step, steps, f"epoch {epoch}/{n.epochs}")
+        ),
     )
     shape = "+".join(map(str, hidden)) or "no"
     return model.predict(data.X_test.astype(np.float32)), (

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,10 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             f"class_weight must be a dict, 'balanced' or None (got {self.class_weight!r})"
         )
 
-    def fit(self, X: Any, y: Any = None) -> KernelSVM:
+    def fit(
+        self, X: Any, y: Any = None, progress: Callable[[int, int], None] | None = None
+    ) -> KernelSVM:
+        """Fit every pair of classes; ``progress(done, pairs)`` is called after each."""
         require_y(self, y)
         X, y = validate(self, X, y, reset=True)
         self.classes_ = np.unique(y)
@@ -116,7 +120,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         self.estimators_ = []
         groups = [np.flatnonzero(y == c) for c in self.classes_]
         if self._solver(groups) == "blocked":
-            self._fit_blocked(X, groups, kernel, weights)
+            self._fit_blocked(X, groups, kernel, weights, progress)
             self._join_support_vectors()
             return self
         for i, j in self.pairs_:
@@ -136,6 +140,8 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
                 support_tol=self.support_tol,
             )
             self.estimators_.append(binary.fit(X[mask], y[mask]))
+            if progress is not None:
+                progress(len(self.estimators_), len(self.pairs_))
         self._join_support_vectors()
         return self
 
@@ -154,7 +160,12 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         return "blocked" if 4 * largest**2 <= self.cache_size * 2**20 else "smo"
 
     def _fit_blocked(
-        self, X: np.ndarray, groups: list[np.ndarray], kernel, weights: dict[Any, float]
+        self,
+        X: np.ndarray,
+        groups: list[np.ndarray],
+        kernel,
+        weights: dict[Any, float],
+        progress: Callable[[int, int], None] | None,
     ) -> None:
         """Every pair on shared float32 Gram blocks (:mod:`kernelnet.svm.blocked`)."""
         blocks = ClassBlocks(X, groups, kernel, self.cache_size)
@@ -181,6 +192,8 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             binary.n_features_in_ = X.shape[1]
             binary.fit_seconds_ = time.perf_counter() - started
             self.estimators_.append(binary)
+            if progress is not None:
+                progress(len(self.estimators_), len(self.pairs_))
         self.kernel_blocks_computed_ = blocks.computed
 
     def _state(self) -> dict:

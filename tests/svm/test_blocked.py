@@ -137,3 +137,12 @@ def test_class_weights_and_two_classes_as_svc():
     np.testing.assert_allclose(
         ours.decision_function(data.X_test), theirs.decision_function(data.X_test), atol=5e-3
     )
+
+
+@pytest.mark.parametrize("solver", ["blocked", "cvxopt"])
+def test_fit_reports_progress_pair_by_pair(solver):
+    X, y = load_digits(return_X_y=True)
+    calls = []
+    model = KernelSVM(gamma=0.02, solver=solver)
+    model.fit(X[:300] / 16, y[:300], progress=lambda *a: calls.append(a))
+    assert calls == [(done, 45) for done in range(1, 46)]
