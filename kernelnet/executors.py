@@ -177,7 +177,10 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     for process in list(getattr(pool, "_processes", {}).values()):
         with contextlib.suppress(OSError):
             process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+    # Waiting is quick once the workers are gone, and leaves no pool thread for the
+    # interpreter's exit to wake (Python 3.11's shutdown(wait=False) can then print a
+    # "Bad file descriptor" traceback at exit: a race fixed in later versions).
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ProcessExecutor:
@@ -242,9 +245,7 @@ class ProcessExecutor:
             except BaseException:  # interrupted (or the consumer stopped): stop at once
                 _stop(pool)
                 raise
-            # Every result is in: idle workers exit on their own, no need to wait for them
-            # (after a crash, wait, so the retries do not compete with a dying pool).
-            pool.shutdown(wait=bool(pending), cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             for cell in pending.values():
                 log.warning("cell %s: its worker process died; retrying it once, alone", cell.id)
                 yield self._isolated(experiment, cell, run)
