@@ -32,7 +32,7 @@ import numpy as np
 
 from kernelnet.kernels import Kernel
 from kernelnet.svm.dual import fit_bias
-from kernelnet.svm.smo import TAU, update_pair
+from kernelnet.svm.smo import smo
 
 log = logging.getLogger(__name__)
 
@@ -103,41 +103,6 @@ def select_working_set(score: np.ndarray, up: np.ndarray, low: np.ndarray, size:
     return np.unique(np.concatenate(chosen))
 
 
-def solve_subproblem(
-    K: np.ndarray,
-    y: np.ndarray,
-    costs: np.ndarray,
-    alpha: np.ndarray,
-    grad: np.ndarray,
-    tol: float,
-    max_iter: int,
-) -> int:
-    """SMO on a working set's own variables (``alpha`` and ``grad`` updated in place), the
-    pair selection and update of :func:`kernelnet.svm.smo.smo` with its bookkeeping cut to
-    the few array operations a small problem can afford per step. Returns the steps."""
-    diag = K.diagonal().copy()
-    score = -y * grad  # kept up to date instead of grad
-    positive = y > 0
-    for step in range(max_iter):
-        below_upper, above_lower = alpha < costs, alpha > 0
-        up = np.where(positive, below_upper, above_lower)
-        low = np.where(positive, above_lower, below_upper)
-        up_scores = np.where(up, score, -np.inf)
-        i = int(up_scores.argmax())
-        top = up_scores[i]
-        if top - np.where(low, score, np.inf).min() <= tol:
-            return step
-        K_i = K[i]
-        b = top - score
-        curvature = np.maximum(diag[i] + diag - 2.0 * K_i, TAU)
-        j = int(np.where(low & (b > 0), -(b * b) / curvature, np.inf).argmin())
-        old_i, old_j = alpha[i], alpha[j]
-        grad_view = -y * score  # update_pair reads grad[i] and grad[j] only
-        update_pair(alpha, grad_view, K_i[j], diag, y, costs, i, j)
-        score -= K_i * (y[i] * (alpha[i] - old_i)) + K[j] * (y[j] * (alpha[j] - old_j))
-    return max_iter
-
-
 def solve_blocked(
     gram: np.ndarray,
     y: np.ndarray,
@@ -168,15 +133,16 @@ def solve_blocked(
         ws = select_working_set(score, up, low, working_set)
         rows = gram[ws]  # (q, n) = columns too: the Gram matrix is symmetric
         sub_alpha = alpha[ws].copy()
-        inner_total += solve_subproblem(
-            rows[:, ws].astype(np.float64),
+        inner = smo(
+            rows[:, ws],
             y[ws],
             costs[ws],
-            sub_alpha,
-            grad[ws].copy(),
             tol=max(tol, INNER_FACTOR * violation),
             max_iter=50 * len(ws),
+            alpha=sub_alpha,
+            grad=grad[ws].copy(),
         )
+        inner_total += inner.iterations
         change = (sub_alpha - alpha[ws]) * y[ws]
         alpha[ws] = sub_alpha
         grad += y * (change.astype(np.float32) @ rows).astype(np.float64)

@@ -82,14 +82,20 @@ def smo(
     C: float | np.ndarray,
     tol: float = 1e-8,
     max_iter: int | None = None,
+    alpha: np.ndarray | None = None,
+    grad: np.ndarray | None = None,
 ) -> SMOResult:
-    """Minimize the SVM dual for Gram matrix ``K`` (n, n) or its rows, labels in {-1, +1}."""
+    """Minimize the SVM dual for Gram matrix ``K`` (n, n) or its rows, labels in {-1, +1}.
+
+    ``alpha`` and ``grad`` (both updated in place) start the search from a feasible point
+    and its gradient; by default alpha = 0 and grad = Q alpha - 1 = -1. A working set of a
+    larger dual (:mod:`kernelnet.svm.blocked`) passes its own."""
     rows = K if isinstance(K, KernelRows) else KernelRows(matrix=np.asarray(K, dtype=np.float64))
     n = y.shape[0]
     costs = np.broadcast_to(np.asarray(C, dtype=np.float64), (n,))
     diag = rows.diagonal()
-    alpha = np.zeros(n)
-    grad = -np.ones(n)  # Q alpha - 1
+    alpha = np.zeros(n) if alpha is None else alpha
+    grad = -np.ones(n) if grad is None else grad  # Q alpha - 1
     positive = y > 0
     max_iter = max_iter or max(100_000, 100 * n)
     violation = np.inf
@@ -114,13 +120,13 @@ def smo(
         j = int(gain.argmin())
         K_j = rows.row(j)
         old_i, old_j = alpha[i], alpha[j]
-        update_pair(alpha, grad, K_i[j], diag, y, costs, i, j)
+        _update_pair(alpha, grad, K_i[j], diag, y, costs, i, j)
         # grad_t += Q_ti d_i + Q_tj d_j  with  Q_ti = y_t y_i K_ti
         grad += y * (K_i * (y[i] * (alpha[i] - old_i)) + K_j * (y[j] * (alpha[j] - old_j)))
     return SMOResult(alpha, False, max_iter, float(violation))
 
 
-def update_pair(alpha, grad, K_ij, diag, y, costs, i: int, j: int) -> None:
+def _update_pair(alpha, grad, K_ij, diag, y, costs, i: int, j: int) -> None:
     """Minimize over (alpha_i, alpha_j) with y'alpha fixed, clipped to the box (libsvm)."""
     Ci, Cj = costs[i], costs[j]
     if y[i] != y[j]:
