@@ -76,8 +76,9 @@ def reproduce(
     runs_dir: Path,
     on_run: Callable[[ReproducedRun], None] | None = None,
     progress: Progress | None = None,
-) -> tuple[RunDir, list[ReproducedRun]]:
-    """Run each config in turn (a failure does not stop the rest); write REPORT.md."""
+) -> tuple[RunDir, list[ReproducedRun], Table]:
+    """Run each config in turn (a failure does not stop the rest); write REPORT.md. Returns
+    the report folder, the runs and the table of them REPORT.md shows."""
     report = RunDir.create(runs_dir, "reproduce")
     report.update_manifest(
         experiment="reproduce",
@@ -131,7 +132,7 @@ def reproduce(
     )
     report.update_manifest(status=status, finished=utc_now(), seconds=round(seconds, 3))
     report.link_latest(runs_dir)
-    return report, results
+    return report, results, table
 
 
 def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> str:

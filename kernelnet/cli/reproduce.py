@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from rich.text import Text
 
         from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console
-        from kernelnet.reproduce import report_table, reproduce
+        from kernelnet.reproduce import reproduce
 
         folder = configs or shipped("configs")
         with user_errors(debug):
@@ -57,10 +57,9 @@ def register(app: typer.Typer) -> None:
                     )
 
             with diagnostics(quiet, debug):
-                report, results = reproduce(paths, runs_dir, on_run=announce)
+                report, results, table = reproduce(paths, runs_dir, on_run=announce)
         if not quiet:
-            seconds = float(report.manifest.get("seconds") or 0.0)
-            print_tables([report_table(results, report.path, seconds)], stdout_console())
+            print_tables([table], stdout_console())
         sys.stdout.write(f"{report.path}\n")
         if any(r.status != "complete" for r in results):
             raise typer.Exit(1)
