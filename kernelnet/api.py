@@ -11,6 +11,7 @@ kernelnet's errors (ConfigError, DataError, ...) instead of exiting.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -70,6 +71,8 @@ def run(
     from kernelnet.experiments import get_experiment
     from kernelnet.runner import execute, resolve_experiment_config
 
+    if not str(runs_dir).strip():  # Path("") is "." : refuse it before it becomes one
+        raise ConfigError("runs_dir must not be empty")
     chosen = get_experiment(experiment)
     raw = _raw_config(chosen.name, config)
     _apply(raw, overrides)
@@ -149,23 +152,36 @@ class Run:
     @property
     def cells(self) -> list[dict[str, Any]]:
         """Every cell of the grid: ``index``, ``id``, ``params`` (swept values), ``keys``."""
-        return list(self._dir.read_grid().get("cells", []))
+        from kernelnet.runs import RunFolderError
+
+        run = self._dir
+        cells = run.read_grid().get("cells", [])
+        if not isinstance(cells, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) for c in cells
+        ):
+            raise RunFolderError(f"{run.file('grid.json')}: damaged (cells)")
+        return list(cells)
 
     def files(self, cell: str | None = None) -> list[Path]:
         """The files a cell wrote (the only cell when ``cell`` is None)."""
-        folder = self.path / "cells" / self._cell_id(cell)
-        return sorted(p for p in folder.rglob("*") if p.is_file())
+        return self._dir.cell_file_list(self._cell_id(cell))
 
     def model(self, cell: str | None = None):
         """The fitted estimator the cell saved (KernelSVM for kernel-table, LinearSVM for
         svm-primal, MLPClassifier for mlp), ready to predict on new data; read as data,
         never unpickled."""
-        from kernelnet.model_io import load_model
+        from kernelnet.errors import ModelError
+        from kernelnet.model_io import MODEL, load_model
 
+        folder = self._dir.cell_folder(self._cell_id(cell))
+        if not os.path.lexists(folder / MODEL):  # asking for what is not there: a usage error
+            raise ConfigError(f"{folder}: this cell saved no estimator")
         try:
-            return load_model(self.path / "cells" / self._cell_id(cell))
+            return load_model(folder)
+        except ModelError:
+            raise
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ModelError(str(exc)) from None
 
     def _cell_id(self, cell: str | None) -> str:
         ids = [c["id"] for c in self.cells]

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from kernelnet import safe_read
 from kernelnet.config import Cell
 from kernelnet.experiments.base import CellResult
-from kernelnet.runs import CELLS_DIR, RunDir, read_arrays
+from kernelnet.runs import CELLS_DIR, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,13 @@ def save_result(run: RunDir, result: CellResult) -> None:
 def load_result(run: RunDir, cell: Cell) -> CellResult:
     """The stored result of ``cell``; ValueError (with the reason) if there is none that
     belongs to this cell's settings or it is damaged."""
-    folder = run.file(f"{CELLS_DIR}/{cell.id}")
+    folder = f"{CELLS_DIR}/{cell.id}"
     try:
-        document = json.loads((folder / RESULT).read_bytes().decode("utf-8"))
-        arrays = read_arrays(folder / ARRAYS)
+        document = safe_read.read_json(run.file(f"{folder}/{RESULT}"), root=run.path)
+        arrays = run.read_arrays(f"{folder}/{ARRAYS}")
     except FileNotFoundError:
         raise ValueError("not stored") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
         raise ValueError(f"unreadable ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError("not a kernelnet cell result")

@@ -51,3 +51,17 @@ class Diverged(KernelnetError):
     def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)
         self.details = dict(details or {})
+
+
+class ModelError(KernelnetError, ValueError):
+    """A saved model (model.json and model-arrays.npz) that is missing, damaged or not
+    consistent as a whole: refused before any of it is used."""
+
+    exit_code = 2
+
+
+class ResourceError(KernelnetError):
+    """Work whose estimated footprint (memory or time) is over a bound the user can raise:
+    the message says what it needs, the bound, and what to do instead."""
+
+    exit_code = 2

@@ -9,6 +9,10 @@ import base64
 import html
 from pathlib import Path
 
+from kernelnet.safe_read import read_bytes
+
+FIGURE_BYTES = 64 * 2**20
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 h1 { border-bottom: 2px solid #2166ac; padding-bottom: .3rem; }
@@ -58,8 +62,9 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(parts)
 
 
-def embedded_png(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def embedded_png(path: Path, root: Path) -> str:
+    """A figure of the run folder ``root`` as an inline image (bounded read, inside root)."""
+    data = base64.b64encode(read_bytes(path, FIGURE_BYTES, root)).decode("ascii")
     return (
         f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{html.escape(path.name)}</figcaption></figure>"

@@ -11,16 +11,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import io
 import json
 import logging
 import math
 import os
 import secrets
 import shutil
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,17 +26,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from kernelnet import safe_read
 from kernelnet.errors import KernelnetError
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates files 0600; results should get the permissions any new file would.
-_FILE_MODE = 0o666 & ~_current_umask()
+from kernelnet.safe_write import FILE_MODE, fsync_dir, write_atomic
 
 LATEST = "latest"
 log = logging.getLogger(__name__)
@@ -47,40 +36,6 @@ log = logging.getLogger(__name__)
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` by calling ``write(fileobj)`` on a temp file, then renaming it.
-
-    If ``write`` raises, the old file (if any) is untouched and the temp file removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -106,26 +61,28 @@ class RunFolderError(KernelnetError):
     exit_code = 2
 
 
-def _read_json(path: Path, what: type) -> Any:
+def _read_json(path: Path, what: type, root: Path | None = None) -> Any:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = safe_read.read_json(path, root=root)
     except FileNotFoundError:
         raise RunFolderError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise RunFolderError(f"{path}: unreadable ({exc})") from None
     if not isinstance(data, what):
         raise RunFolderError(f"{path}: expected a JSON {what.__name__}")
     return data
 
 
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, read whole and without pickle: an object array or a file
-    that is not an archive is a ValueError (never unpickled)."""
+def read_arrays(path: Path, root: Path | None = None) -> dict[str, np.ndarray]:
+    """Every array of an .npz file in a run folder, through the bounded reader: declared
+    sizes checked before inflating, never unpickled; anything that is not such an archive
+    (or not a regular file inside ``root``) is a ValueError saying why."""
     try:
-        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{path}: not an .npz archive ({exc})") from None
+        return safe_read.read_npz(path, root=root)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
 
 
 CONFIG = "config.yaml"
@@ -154,6 +111,24 @@ def _non_finite(value: Any, path: str = "") -> dict[str, str]:
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return {path: repr(float(value))}
     return {}
+
+
+STATUSES = ("running", "complete", "failed", "interrupted", "diverged")
+_MANIFEST_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "status": lambda v: v in STATUSES,
+    "experiment": lambda v: isinstance(v, str),
+    "pid": lambda v: type(v) is int and 0 < v < 2**31,
+    "hostname": lambda v: isinstance(v, str),
+    "started": lambda v: isinstance(v, str),
+    "seconds": lambda v: v is None or (type(v) in (int, float) and math.isfinite(v)),
+    "config_sha256": lambda v: isinstance(v, str),
+    "resumed": lambda v: isinstance(v, list),
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 class RunDir:
@@ -203,7 +178,7 @@ class RunDir:
         if final is not None and final != self.path:
             os.rename(self.path, final)  # fails rather than merging into an existing folder
             self.path = final
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     def discard(self) -> None:
         """Remove a folder that was never published (its creation failed half way)."""
@@ -214,9 +189,7 @@ class RunDir:
         return self.path / relative
 
     def write_text(self, relative: str, text: str) -> Path:
-        target = self.file(relative)
-        write_text_atomic(target, text)
-        return target
+        return self.write_with(relative, lambda handle: handle.write(text.encode("utf-8")))
 
     def write_json(self, relative: str, data: Any) -> Path:
         """Strict JSON: a non-finite number is written as null, and a mapping gets a
@@ -230,7 +203,7 @@ class RunDir:
 
     def write_with(self, relative: str, write: Callable[[IO[bytes]], None]) -> Path:
         target = self.file(relative)
-        write_atomic(target, write)
+        write_atomic(target, write, root=self.path)
         return target
 
     def save_npz(self, relative: str, **arrays: Any) -> Path:
@@ -243,6 +216,28 @@ class RunDir:
     def cell_files(self, cell_id: str) -> CellFiles:
         return CellFiles(self, cell_id)
 
+    def cell_folder(self, cell_id: Any) -> Path:
+        """``cells/<cell id>``, for an id that is one plain name (an id read from a tampered
+        grid.json such as ``/etc`` or ``..`` is a RunFolderError, never a path elsewhere)."""
+        if (
+            not isinstance(cell_id, str)
+            or cell_id in ("", ".", "..")
+            or "/" in cell_id
+            or "\x00" in cell_id
+        ):
+            raise RunFolderError(f"{self.file(GRID)}: damaged (cell id {_shown(cell_id)})")
+        return self.file(f"{CELLS_DIR}/{cell_id}")
+
+    def cell_file_list(self, cell_id: Any) -> list[Path]:
+        """The regular files under a cell's folder, links not followed."""
+        found = []
+        for folder, _, names in os.walk(self.cell_folder(cell_id), followlinks=False):
+            for name in names:
+                path = Path(folder) / name
+                if path.is_file() and not path.is_symlink():
+                    found.append(path)
+        return sorted(found)
+
     # Reading a run back.
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -251,16 +246,58 @@ class RunDir:
         if not run.path.is_dir():
             raise RunFolderError(f"{run.path}: not a run folder (no such directory)")
         run.manifest = run.read_manifest()
+        run.check_contained()
         return run
 
+    def check_contained(self) -> None:
+        """Refuse a folder whose entries link out of it (``cells/`` pointing at another run
+        would have a reader show, and ``--resume`` overwrite, that run's results)."""
+        folders = [self.path, self.file(CELLS_DIR), self.file(PLOTS_DIR)]
+        for folder in folders:
+            if folder != self.path and (folder.is_symlink() or not folder.is_dir()):
+                continue  # a link is checked as an entry of the run folder itself
+            for entry in _entries(folder):
+                if entry.is_symlink() and not safe_read.inside(Path(entry.path), self.path):
+                    raise RunFolderError(
+                        f"{entry.path}: a link out of the run folder (to "
+                        f"{os.path.realpath(entry.path)}); refusing to use this run"
+                    )
+
     def read_manifest(self) -> dict[str, Any]:
-        return _read_json(self.file(MANIFEST), dict)
+        """run.json, with the fields readers act on checked (a tampered status or pid is a
+        damaged folder, not an internal error later)."""
+        path = self.file(MANIFEST)
+        manifest = _read_json(path, dict, self.path)
+        for key, check in _MANIFEST_FIELDS.items():
+            if key in manifest and not check(manifest[key]):
+                raise RunFolderError(f"{path}: damaged ({key}: {_shown(manifest[key])})")
+        return manifest
 
     def read_grid(self) -> dict[str, Any]:
-        return _read_json(self.file(GRID), dict)
+        return _read_json(self.file(GRID), dict, self.path)
 
     def read_summary(self) -> dict[str, Any]:
-        return _read_json(self.file(SUMMARY), dict)
+        return _read_json(self.file(SUMMARY), dict, self.path)
+
+    def read_json(self, relative: str, what: type = dict) -> Any:
+        """Any JSON file of the run, bounded like every other read (RunFolderError if bad)."""
+        return _read_json(self.file(relative), what, self.path)
+
+    def read_text(self, relative: str) -> str:
+        """A text file of the run (metrics.md, log.txt), bounded; RunFolderError if bad."""
+        path = self.file(relative)
+        try:
+            return safe_read.read_bytes(path, safe_read.RUN_FILE_BYTES, self.path).decode(
+                "utf-8", errors="replace"
+            )
+        except FileNotFoundError:
+            raise RunFolderError(f"{path}: missing") from None
+        except OSError as exc:
+            raise RunFolderError(f"{path}: unreadable ({exc})") from None
+
+    def read_arrays(self, relative: str) -> dict[str, np.ndarray]:
+        """An .npz file of the run (FileNotFoundError if absent, ValueError if damaged)."""
+        return read_arrays(self.file(relative), self.path)
 
     def read_config(self) -> dict[str, Any]:
         """config.yaml through the strict loader (no tags, bounded), as a plain dict."""
@@ -275,8 +312,15 @@ class RunDir:
         """metrics.csv as row dicts of strings."""
         path = self.file(METRICS)
         try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                return list(csv.DictReader(handle))
+            rows = safe_read.csv_rows(path, safe_read.RUN_FILE_BYTES, self.path)
+            header = next(rows, None)
+            if header is None:
+                return []
+            return [
+                {name: (row[i] if i < len(row) else None) for i, name in enumerate(header)}
+                for row in rows
+                if row  # csv.DictReader's rule: blank lines are not rows
+            ]
         except FileNotFoundError:
             raise RunFolderError(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -328,6 +372,15 @@ class CellFiles:
     def write_json(self, name: str, data: Any) -> Path:
         return self.run.write_json(self._relative(CELLS_DIR, name), data)
 
+    def read_json(self, name: str) -> Any:
+        """A JSON file this cell wrote, through the bounded reader (FileNotFoundError if
+        absent; OSError or ValueError if it is not a regular, sound JSON file in the run)."""
+        return safe_read.read_json(self.path(name), root=self.run.path)
+
+    def read_arrays(self, name: str) -> dict[str, np.ndarray]:
+        """An .npz file this cell wrote (FileNotFoundError if absent, ValueError if bad)."""
+        return self.run.read_arrays(self._relative(CELLS_DIR, name))
+
     def save_npz(self, name: str, **arrays: Any) -> Path:
         return self.run.save_npz(self._relative(CELLS_DIR, name), **arrays)
 
@@ -360,7 +413,10 @@ def run_lock(run: RunDir) -> Iterator[None]:
     the kernel when the process dies, however it dies). A second process gets RunLocked
     naming the holder's pid."""
     path = run.file(LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:  # never through a link: the lock file is truncated and written
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot lock the run ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -400,13 +456,33 @@ class RunInfo:
         return status
 
 
+def _run_folders(runs_dir: Path) -> list[Path]:
+    """``<runs_dir>/<experiment>/<id>`` folders, sorted, without following links (``latest``
+    is a link into one of them) and without hidden ones (a run still being created)."""
+    found = []
+    for experiment in _entries(runs_dir):
+        if experiment.is_dir(follow_symlinks=False):
+            found += [
+                Path(run.path)
+                for run in _entries(Path(experiment.path))
+                if run.is_dir(follow_symlinks=False) and not run.name.startswith(".")
+            ]
+    return sorted(found)
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return [entry for entry in entries if not entry.name.startswith(".")]
+    except OSError:  # no such folder, not a folder, unreadable: no runs there
+        return []
+
+
 def iter_runs(runs_dir: Path, warn: Callable[[str], None] | None = None) -> Iterator[RunInfo]:
     """Every run folder under ``runs_dir`` with a readable run.json, oldest first; a
     damaged or foreign one is skipped, with one line to ``warn`` saying why."""
     found = []
-    for folder in sorted(Path(runs_dir).glob("*/*")):
-        if folder.name.startswith(".") or not folder.is_dir():
-            continue  # a run still being created, or not a run
+    for folder in _run_folders(Path(runs_dir)):
         try:
             manifest = RunDir(folder).read_manifest()
         except RunFolderError as exc:
@@ -429,11 +505,7 @@ def resolve_run(name: str | Path, runs_dir: Path) -> RunDir:
         if not link.exists():
             raise RunFolderError(f"no run is 'latest' in {runs_dir}")
         return RunDir.open(link.resolve())
-    matches = [
-        folder
-        for folder in Path(runs_dir).glob("*/*")
-        if folder.is_dir() and not folder.name.startswith(".") and folder.name.startswith(text)
-    ]
+    matches = [folder for folder in _run_folders(Path(runs_dir)) if folder.name.startswith(text)]
     exact = [folder for folder in matches if folder.name == text]
     if exact or len(matches) == 1:
         return RunDir.open((exact or matches)[0])

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import kernelnet
 from kernelnet.cli import app
-from kernelnet.errors import ConfigError
+from kernelnet.errors import ConfigError, ModelError
 
 
 def test_the_api_is_visible():
@@ -115,5 +115,5 @@ def test_a_tampered_model_is_refused_not_executed(tmp_path):
     document = json.loads(saved.read_text())
     document["estimator"] = "os.system"
     saved.write_text(json.dumps(document))
-    with pytest.raises(ConfigError, match="not a kernelnet model"):
+    with pytest.raises(ModelError, match="not a kernelnet model"):
         run.model()

@@ -174,10 +174,10 @@ def _full_disk_after(monkeypatch, predicate):
 
     real = runs.write_atomic
 
-    def write_atomic(path, write):
+    def write_atomic(path, write, root=None):
         if predicate(Path(path)):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, write)
+        return real(path, write, root)
 
     monkeypatch.setattr(runs, "write_atomic", write_atomic)
 

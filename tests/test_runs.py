@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kernelnet.runs import RunDir, RunInfo, iter_runs, write_atomic, write_text_atomic
+from kernelnet.runs import RunDir, RunInfo, iter_runs
+from kernelnet.safe_write import write_atomic, write_text_atomic
 
 
 def new_run(runs_dir, experiment) -> RunDir:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -128,7 +129,7 @@ def show_run(
     from rich.markup import escape
 
     from kernelnet.cli.render import stdout_console
-    from kernelnet.runs import RunInfo, resolve_run
+    from kernelnet.runs import RunFolderError, RunInfo, resolve_run
 
     with user_errors(debug):
         folder = resolve_run(run, runs_dir)
@@ -138,15 +139,22 @@ def show_run(
         f"{escape(folder.path.resolve().name)}: "
         f"{escape(str(RunInfo(folder.path, folder.manifest).status))}"
     )
-    if folder.file("metrics.md").is_file():
-        console.print(folder.file("metrics.md").read_text(errors="replace"), markup=False)
-    if folder.file("summary.json").is_file():
-        console.print(
-            "summary.json:", folder.file("summary.json").read_text(errors="replace"), markup=False
-        )
+    readers = {
+        "metrics.md": lambda: folder.read_text("metrics.md"),
+        "summary.json": lambda: "summary.json: " + json.dumps(folder.read_summary(), indent=2),
+    }
+    for name, read in readers.items():
+        if os.path.lexists(folder.file(name)):
+            try:
+                console.print(read(), markup=False)
+            except RunFolderError as exc:
+                _warn(f"skipped {exc}")
     plots = folder.file("plots")
-    for plot in sorted(plots.rglob("*.png")) if plots.is_dir() else []:
-        console.print(f"plot: {plot}", markup=False)
+    if plots.is_dir() and not plots.is_symlink():
+        for directory, _, names in os.walk(plots, followlinks=False):
+            for name in sorted(names):
+                if name.endswith(".png"):
+                    console.print(f"plot: {Path(directory) / name}", markup=False)
 
 
 @runs_app.command("compare")

@@ -21,6 +21,7 @@ from kernelnet.config.overrides import apply_override, parse_override
 from kernelnet.config.schema import param, resolve
 from kernelnet.config.sweep import Cell, expand, format_value
 from kernelnet.config.yaml_loader import MAX_TEXT, Location, config_error, load_yaml
+from kernelnet.safe_read import read_bytes
 
 __all__ = [
     "Cell",
@@ -68,11 +69,12 @@ def read_config_file(path: Path) -> RawConfig:
     if info.st_size > MAX_TEXT:
         raise config_error(None, "", f"config file {path} is larger than {MAX_TEXT:,} bytes")
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_bytes(path, MAX_TEXT).decode("utf-8")  # bounded even if it grew since stat
     except UnicodeDecodeError:
         raise config_error(None, "", f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
-        raise config_error(None, "", f"cannot read config file {path}: {exc.strerror}") from None
+        why = exc.strerror or exc
+        raise config_error(None, "", f"cannot read config file {path}: {why}") from None
     if "\x00" in text:
         raise config_error(None, "", f"config file {path} is binary, not YAML text")
     values, locations = load_yaml(text, str(path))

@@ -19,7 +19,6 @@ from it and reaches exactly the numbers of an uninterrupted run. The files are d
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import secrets
@@ -32,7 +31,6 @@ import numpy as np
 
 from kernelnet.errors import Diverged
 from kernelnet.nn.optim import load_optimizer_state, optimizer_state
-from kernelnet.runs import read_arrays
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +196,8 @@ class Trainer:
         if self.checkpoints is None or not self.checkpoints.path(CHECKPOINT).is_file():
             return None
         try:
-            document = json.loads(self.checkpoints.path(CHECKPOINT).read_text(encoding="utf-8"))
-            arrays = read_arrays(self.checkpoints.path(CHECKPOINT_ARRAYS))
+            document = self.checkpoints.read_json(CHECKPOINT)
+            arrays = self.checkpoints.read_arrays(CHECKPOINT_ARRAYS)
             if document.get("fingerprint") != self.fingerprint:
                 raise ValueError("made for other settings")
             if str(arrays["token"]) != document["token"]:
