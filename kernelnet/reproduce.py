@@ -109,7 +109,7 @@ def reproduce(
     ]
     for run in results:
         if run.run_path and (run.run_path / "metrics.md").is_file():
-            body = RunDir(run.run_path).read_text("metrics.md").split("\n", 2)[-1]
+            body = RunDir(run.run_path).read_text_file("metrics.md").split("\n", 2)[-1]
             lines += [f"## {run.experiment} ({run.config.name})", "", body]
     report.write_text("REPORT.md", "\n".join(lines))
     report.write_text("report.html", report_html(report, results, table))
@@ -167,7 +167,7 @@ def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> s
         if run.error:
             sections.append(f'<p class="failed">{html.escape(run.error)}</p>')
         if run.run_path and (run.run_path / "metrics.md").is_file():
-            sections.append(markdown_to_html(RunDir(run.run_path).read_text("metrics.md")))
+            sections.append(markdown_to_html(RunDir(run.run_path).read_text_file("metrics.md")))
             for plot in sorted((run.run_path / "plots").rglob("*.png")):
                 sections.append(embedded_png(plot, run.run_path))
     return page(f"kernelnet reproduce — {report.path.name}", sections)

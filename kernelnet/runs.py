@@ -283,7 +283,7 @@ class RunDir:
         """Any JSON file of the run, bounded like every other read (RunFolderError if bad)."""
         return _read_json(self.file(relative), what, self.path)
 
-    def read_text(self, relative: str) -> str:
+    def read_text_file(self, relative: str) -> str:
         """A text file of the run (metrics.md, log.txt), bounded; RunFolderError if bad."""
         path = self.file(relative)
         try:

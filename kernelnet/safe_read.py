@@ -44,6 +44,7 @@ MiB = 2**20
 RUN_FILE_BYTES = 64 * MiB  # run.json, grid.json, summary.json, metrics.csv, a cell's JSON
 MAX_JSON_DEPTH = 64
 MAX_NPZ_MEMBERS = 10_000
+MAX_LINE = 16 * MiB  # characters in one line of a CSV file
 
 
 class ReadRefused(OSError):
@@ -254,5 +255,15 @@ def csv_rows(
     or csv.Error when it is not such a file."""
     with open_regular(path, max_bytes, root) as (handle, _):
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-        # csv's own field limit (128 KiB unless a program raises it) bounds each field
-        yield from csv.reader(text, delimiter=delimiter)
+        yield from csv.reader(_bounded_lines(text, path), delimiter=delimiter)
+
+
+def _bounded_lines(text: IO[str], path: Path | str) -> Iterator[str]:
+    """Lines of at most MAX_LINE characters: a file with no newline cannot be read whole
+    into one line (csv's field limit alone would only stop it after the whole line)."""
+    number = 0
+    while line := text.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            raise ReadRefused(f"{path}: line {number:,} is over {MAX_LINE:,} characters")
+        yield line

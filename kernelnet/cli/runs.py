@@ -140,7 +140,7 @@ def show_run(
         f"{escape(str(RunInfo(folder.path, folder.manifest).status))}"
     )
     readers = {
-        "metrics.md": lambda: folder.read_text("metrics.md"),
+        "metrics.md": lambda: folder.read_text_file("metrics.md"),
         "summary.json": lambda: "summary.json: " + json.dumps(folder.read_summary(), indent=2),
     }
     for name, read in readers.items():

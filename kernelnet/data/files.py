@@ -1,11 +1,27 @@
 """Your own data: CSV, NumPy ``.npz`` and LIBSVM/SVMlight text files.
 
 - CSV: a header row, then one sample per row; the label is the last column, or the column
-  named by ``data.label_column``. Features must be numbers; labels may be any text.
-- ``.npz`` (read with ``allow_pickle=False``): ``X`` and ``y``, or the four arrays
-  ``X_train``, ``y_train``, ``X_test``, ``y_test``.
+  named by ``data.label_column``. Features must be numbers; labels may be any text. A
+  byte-order mark (as spreadsheet programs write) is dropped. A first row that is all
+  numbers is a sample, not a header: the file has no header row, its columns are named
+  ``column 1``, ``column 2``, ... in messages and the label is the last one (such a file
+  cannot take ``data.label_column``). Fields are separated by commas, or by semicolons or
+  tabs when the first row holds none of the commas but those.
+- ``.npz`` (no pickles): ``X`` and ``y``, or the four arrays ``X_train``, ``y_train``,
+  ``X_test``, ``y_test``; each member's declared size is checked before it is inflated.
 - LIBSVM (``.libsvm``, ``.svm``, ``.svmlight``, ``.txt``): ``label index:value ...`` with
-  1-based indices; missing indices are 0.
+  1-based indices of ASCII digits in ascending order on each line, as libsvm's own reader
+  requires (a repeated or decreasing index is refused); missing indices are 0.
+
+Labels are read exactly (:mod:`kernelnet.data.validation`): integers stay those integers,
+or every label stays text as written.
+
+Every file is read through :mod:`kernelnet.safe_read`: a FIFO, device or directory is
+refused at once, and a file over ``MAX_FILE_BYTES`` unread. Text is parsed as it streams
+into compact arrays, and what the parse and the dense ``X`` (float64, with the copies
+the train/test split makes) will need is estimated from the file's size as it goes and
+checked against the memory limit (:mod:`kernelnet.footprint`) before the memory is taken:
+a LIBSVM file's ``rows x largest index`` before the dense matrix is allocated.
 
 A single file is split into train and test by ``data.test_fraction``, stratified by class,
 with a Generator derived from the run seed and the file's name, unless ``data.test_path``
@@ -15,52 +31,76 @@ helps, before any solver runs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import os
+import re
+import zipfile
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kernelnet.data.validation import check_X_y
+from kernelnet import safe_read
+from kernelnet.data.validation import check_X_y, exact_labels, label_text, labels_from_text
 from kernelnet.errors import DataError
+from kernelnet.footprint import check_memory
+from kernelnet.safe_read import ReadRefused, csv_rows, open_regular
 from kernelnet.seeding import named_rng
 
 CSV_SUFFIXES = (".csv",)
 NPZ_SUFFIXES = (".npz",)
 LIBSVM_SUFFIXES = (".libsvm", ".svm", ".svmlight", ".txt")
 SUFFIXES = CSV_SUFFIXES + NPZ_SUFFIXES + LIBSVM_SUFFIXES
-MAX_BYTES = 2 * 2**30
+# The hard bound on a data file (and on what an .npz inflates to): past it a pure-Python
+# parse takes longer than anyone waits, whatever memory there is.
+MAX_FILE_BYTES = 16 * 2**30
+MAX_LINE_BYTES = 64 * 2**20  # one LIBSVM line (a million features is about 15 MB)
+MAX_INDEX_DIGITS = 18  # a LIBSVM index fits int64; the dense estimate refuses big ones
+SPLIT_COPIES = 2  # X as read, and the train and test parts the split copies out of it
+FIRST_CHECK = 2**16  # values stored before the first estimate (then at every doubling)
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 
 @dataclass(frozen=True)
 class Labelled:
     X: np.ndarray  # (n, d) float64, finite
-    y: np.ndarray  # (n,) labels as read (numbers or text)
+    y: np.ndarray  # (n,) exact labels: int64, float64 or text
 
 
 def looks_like_path(name: str) -> bool:
     return "/" in name or Path(name).suffix.lower() in SUFFIXES
 
 
-def _open_checked(path: Path) -> Path:
-    if not path.exists():
-        raise DataError(f"dataset file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"{path}: not a regular file")
-    if path.suffix.lower() not in SUFFIXES:
-        raise DataError(f"{path}: unknown format; use one of {', '.join(SUFFIXES)}")
-    if path.stat().st_size > MAX_BYTES:
-        raise DataError(f"{path}: larger than {MAX_BYTES:,} bytes")
-    return path
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Whatever reading ``path`` raises, as one DataError line naming it (estimates over
+    the memory limit pass through as the ResourceError they are)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"dataset file not found: {path}") from None
+    except ReadRefused as exc:  # its message names the file and says why
+        raise DataError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a CSV file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DataError(f"{path}:{line}: column {column!r}: {text!r} is not a number") from None
+        raise DataError(
+            f"{path}:{line}: column {column!r}: {text.strip()!r} is not a number"
+        ) from None
     if math.isnan(value):
         raise DataError(f"{path}:{line}: column {column!r} contains NaN")
     if math.isinf(value):
@@ -68,94 +108,240 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
     return value
 
 
-def read_csv(path: Path, label_column: str | None = None) -> Labelled:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a CSV file ({exc})") from None
-    rows = [
-        (number, row) for number, row in enumerate(rows, start=1) if any(c.strip() for c in row)
-    ]
-    if not rows:
+class _Labels:
+    """Labels as they stream: one int64 code per sample and each distinct text once (a
+    list of Python strings would cost ~60 bytes a sample)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.codes = array("q")
+        self.index: dict[str, int] = {}
+        self.first_line: list[int] = []
+
+    def add(self, text: str, line: int) -> None:
+        code = self.index.get(text)
+        if code is None:
+            code = self.index[text] = len(self.index)
+            self.first_line.append(line)
+        self.codes.append(code)
+
+    def array(self) -> np.ndarray:
+        """(n,) exact labels (see kernelnet.data.validation)."""
+        texts = list(self.index)
+        values = labels_from_text(texts, lambda i: f"{self.path}:{self.first_line[i]}")
+        if values.dtype.kind == "U":
+            check_memory(
+                f"{self.path}: holding its {len(self.codes):,} labels as text (up to "
+                f"{values.itemsize // 4:,} characters each)",
+                len(self.codes) * values.itemsize,
+                "shorten the labels (or number the classes)",
+            )
+        return values[np.frombuffer(self.codes, dtype=np.int64)]
+
+
+def _check_parse(path: Path, what: str, stored: float, read: int, size: int, per: float) -> None:
+    """Refuse a parse heading past the memory limit: ``stored`` units so far, from ``read``
+    of the file's ``size`` bytes, each unit needing ``per`` bytes in the end."""
+    projected = stored * max(1.0, size / max(read, 1))
+    check_memory(
+        what.format(f"{projected:,.0f}"),
+        projected * per,
+        "use a subset of its rows (or fewer features)",
+    )
+
+
+def _delimiter(path: Path) -> str:
+    """A comma, unless the first row holds no comma but semicolons or tabs."""
+    with contextlib.closing(csv_rows(path, MAX_FILE_BYTES)) as rows:
+        for row in rows:
+            if any(cell.strip() for cell in row):
+                if len(row) == 1:
+                    for other in (";", "\t"):
+                        if other in row[0]:
+                            return other
+                return ","
+    return ","
+
+
+def read_csv(path: Path, label_column: str | None = None, delimiter: str | None = None) -> Labelled:
+    """A CSV file as (n, d) float64 features and exact labels (see the module docstring);
+    ``delimiter`` None finds it from the first row."""
+    with _reading(path):
+        size = os.stat(path).st_size
+        sep = delimiter or _delimiter(path)
+        with contextlib.closing(csv_rows(path, MAX_FILE_BYTES, delimiter=sep)) as rows:
+            return _parse_csv(path, rows, size, label_column)
+
+
+def _parse_csv(path: Path, rows: Iterator[list[str]], size: int, label_column: str | None):
+    numbered = (
+        (line, row) for line, row in enumerate(rows, start=1) if any(c.strip() for c in row)
+    )
+    first = next(numbered, None)
+    if first is None:
         raise DataError(f"{path}: empty file")
-    (_, header), body = rows[0], rows[1:]
-    header = [name.strip() for name in header]
-    if label_column is None:
-        label_index = len(header) - 1
-    elif label_column in header:
-        label_index = header.index(label_column)
+    headerless = all(_NUMBER.fullmatch(cell) for cell in first[1])
+    if headerless:
+        names = [f"column {i}" for i in range(1, len(first[1]) + 1)]
+        if label_column is not None:
+            raise DataError(
+                f"{path}: data.label_column={label_column!r}, but its first row is all numbers, "
+                "so it has no header row naming columns; add one, or leave data.label_column "
+                "unset to take the last column as the label"
+            )
+        body: Iterator[tuple[int, list[str]]] = _chain(first, numbered)
     else:
-        raise DataError(f"{path}: no column {label_column!r} (columns: {', '.join(header)})")
-    if len(header) < 2:
-        raise DataError(f"{path}: needs a header row with features and a label column")
-    if not body:
-        raise DataError(f"{path}: Found array with 0 sample(s): no rows after the header")
-    features, labels = [], []
+        names = [name.strip() for name in first[1]]
+        body = numbered
+    width = len(names)
+    if label_column is None:
+        label_index = width - 1
+    elif label_column in names:
+        label_index = names.index(label_column)
+    else:
+        raise DataError(f"{path}: no column {label_column!r} (columns: {', '.join(names)})")
+    if width < 2:
+        what = "at least two columns" if headerless else "a header row with"
+        raise DataError(f"{path}: needs {what} features and a label column")
+    label_name = names[label_index]
+    features = [(i, name) for i, name in enumerate(names) if i != label_index]
+    values, labels = array("d"), _Labels(path)
+    read, check_at = 0, FIRST_CHECK
+    what = f"{path}: X as about {{}} x {width - 1:,} float64"
     for line, row in body:
-        if len(row) != len(header):
-            raise DataError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
-        labels.append(row[label_index].strip())
-        features.append(
-            [
-                _number(text.strip(), path, line, header[i])
-                for i, text in enumerate(row)
-                if i != label_index
-            ]
-        )
-    return Labelled(np.array(features, dtype=np.float64), _labels(labels))
+        if len(row) != width:
+            raise DataError(f"{path}:{line}: expected {width} fields, got {len(row)}")
+        label = row[label_index].strip()
+        if not label:
+            raise DataError(f"{path}:{line}: the label (column {label_name!r}) is empty")
+        labels.add(label, line)
+        values.extend([_number(row[i], path, line, name) for i, name in features])
+        # characters, not bytes, and no quotes: an undercount, so the projection errs high
+        read += sum(map(len, row)) + width
+        if len(values) >= check_at:
+            check_at = 2 * len(values)
+            n = len(labels.codes)
+            _check_parse(path, what, n, read, size, (width - 1) * 8 * SPLIT_COPIES + 8)
+    n = len(labels.codes)
+    if n == 0:
+        raise DataError(f"{path}: Found array with 0 sample(s): no rows after the header")
+    X = np.frombuffer(values, dtype=np.float64).reshape(n, width - 1)  # no copy
+    return Labelled(X, labels.array())
 
 
-def _labels(texts: list[str]) -> np.ndarray:
-    """Labels as numbers when they all are (so 1 and 1.0 are one class), else as text."""
-    try:
-        values = np.array([float(t) for t in texts])
-    except ValueError:
-        return np.array(texts)
-    return values.astype(np.int64) if np.all(values == np.round(values)) else values
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def read_libsvm(path: Path) -> Labelled:
-    entries, labels, width = [], [], 0
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    for line, text in enumerate(lines, start=1):
-        text = text.split("#", 1)[0].strip()
-        if not text:
-            continue
-        label, *pairs = text.split()
-        row = {}
-        for pair in pairs:
-            index, sep, value = pair.partition(":")
-            if not sep or not index.isdigit() or int(index) < 1:
-                raise DataError(f"{path}:{line}: {pair!r} is not index:value (1-based index)")
-            row[int(index) - 1] = _number(value, path, line, f"feature {index}")
-        width = max([width, *(i + 1 for i in row)])
-        entries.append(row)
-        labels.append(label)
-    if not entries:
+    """A LIBSVM file, streamed line by line into sparse (CSR-like) arrays, then made dense
+    once ``rows x largest index`` is checked against the memory limit."""
+    with _reading(path), open_regular(path, MAX_FILE_BYTES) as (handle, size):
+        columns, values, ends = array("q"), array("d"), array("q")
+        labels = _Labels(path)
+        width = widest_line = line = read = 0
+        check_at = FIRST_CHECK
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            line += 1
+            read += len(raw)
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{path}:{line}: longer than {MAX_LINE_BYTES:,} bytes")
+            try:
+                text = raw.decode("utf-8").split("#", 1)[0].strip()
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{line}: not UTF-8 text") from None
+            if not text:
+                continue
+            label, *pairs = text.split()
+            last = _parse_pairs(pairs, path, line, columns, values)
+            if last > width:
+                width, widest_line = last, line
+            ends.append(len(columns))
+            labels.add(label, line)
+            if len(columns) >= check_at:
+                check_at = 2 * len(columns)
+                pairs_what = f"{path}: parsing its {{}} index:value pairs"
+                per_pair = 16 + 8 * len(ends) / len(columns)  # column, value; a row end
+                _check_parse(path, pairs_what, len(columns), read, size, per_pair)
+                _check_dense(path, len(ends) * max(1.0, size / read), width, widest_line)
+    n = len(ends)
+    if n == 0:
         raise DataError(f"{path}: Found array with 0 sample(s): no data lines")
     if width == 0:
         raise DataError(f"{path}: Found array with 0 feature(s)")
-    X = np.zeros((len(entries), width))
-    for i, row in enumerate(entries):
-        for j, value in row.items():
-            X[i, j] = value
-    return Labelled(X, _labels(labels))
+    _check_dense(path, n, width, widest_line)
+    X = np.zeros((n, width))
+    counts = np.diff(np.frombuffer(ends, dtype=np.int64), prepend=0)
+    X[np.repeat(np.arange(n), counts), np.frombuffer(columns, dtype=np.int64)] = values
+    return Labelled(X, labels.array())
+
+
+def _parse_pairs(pairs: list[str], path: Path, line: int, columns: array, values: array) -> int:
+    """Append one line's ``index:value`` pairs (0-based columns); the largest index."""
+    last = 0
+    for pair in pairs:
+        index, sep, value = pair.partition(":")
+        # str.isdigit alone takes '²' and other non-ASCII digits int() then rejects
+        if not (sep and index.isascii() and index.isdigit()):
+            shown = pair if len(pair) <= 40 else pair[:40] + "..."
+            raise DataError(
+                f"{path}:{line}: {shown!r} is not index:value (a 1-based index of digits)"
+            )
+        if len(index) > MAX_INDEX_DIGITS:  # checked before int(), which a long one stalls
+            raise DataError(
+                f"{path}:{line}: index {index[:24]}{'...' if len(index) > 24 else ''} has "
+                f"{len(index):,} digits (at most {MAX_INDEX_DIGITS})"
+            )
+        number = int(index)
+        if number < 1:
+            raise DataError(f"{path}:{line}: index {index!r}: indices are 1-based")
+        if number <= last:
+            twice = "repeats" if number == last else "comes after"
+            raise DataError(
+                f"{path}:{line}: index {number} {twice} index {last}; indices must be "
+                "ascending on each line (as libsvm requires): sort the pairs, one per index"
+            )
+        last = number
+        columns.append(number - 1)
+        values.append(_number(value, path, line, f"feature {index}"))
+    return last
+
+
+def _check_dense(path: Path, rows: float, width: int, widest_line: int) -> None:
+    check_memory(
+        f"{path}: X as {rows:,.0f} x {width:,} dense float64 (the largest index is "
+        f"{width:,}, on line {widest_line})",
+        rows * width * 8 * SPLIT_COPIES,
+        "keep only the features in use (renumber the indices from 1), or use a subset of the rows",
+    )
+
+
+def _declared_npz_bytes(path: Path) -> int:
+    """What an .npz's members declare they inflate to, from its directory alone (0 if it
+    is no zip archive: read_npz then says what it is)."""
+    with open_regular(path, MAX_FILE_BYTES) as (handle, _):
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                return sum(info.file_size for info in archive.infolist())
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
+            return 0
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except ValueError as exc:
-        raise DataError(f"{path}: holds objects, not plain arrays ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    """The arrays of a user's .npz: its declared inflated size checked against the memory
+    limit, then read by safe_read.read_npz (shapes checked before inflating, no pickles)."""
+    with _reading(path):
+        declared = _declared_npz_bytes(path)
+        check_memory(
+            f"{path}: reading and splitting its arrays ({declared:,} bytes inflated)",
+            declared * SPLIT_COPIES,
+            "store a subset of its rows",
+        )
+        try:
+            arrays = safe_read.read_npz(path, MAX_FILE_BYTES)
+        except ValueError as exc:  # names the file: truncated, a bare .npy, objects, ...
+            raise DataError(str(exc)) from None
     for keys in (("X", "y"), ("X_train", "y_train", "X_test", "y_test")):
         if all(key in arrays for key in keys):
             return {key: arrays[key] for key in keys}
@@ -165,25 +351,62 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     )
 
 
-def read_labelled(path: Path, label_column: str | None = None) -> Labelled | tuple:
+def _npz_part(path: Path, X: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> Labelled:
+    """One (X, y) pair of an .npz as float64 features and exact labels, the float64 copy
+    of X estimated first (an .npz of uint8 pixels grows eightfold)."""
+    if X.ndim == 2 and X.dtype != np.float64:
+        check_memory(
+            f"{path}: {x_name} ({X.shape[0]:,} x {X.shape[1]:,}) as float64",
+            X.size * 8 * SPLIT_COPIES,
+            "store a subset of its rows",
+        )
+    return Labelled(*check_X_y(X, exact_labels(y, f"{path}: {y_name}"), f"{path}: {x_name}"))
+
+
+def read_labelled(
+    path: Path, label_column: str | None = None, delimiter: str | None = None
+) -> Labelled | tuple:
     """One file: a Labelled, or (train, test) for an .npz holding both."""
-    path = _open_checked(path)
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        if not os.path.lexists(path):
+            raise DataError(f"dataset file not found: {path}")
+        raise DataError(f"{path}: unknown format; use one of {', '.join(SUFFIXES)}")
     if suffix in CSV_SUFFIXES:
-        data = read_csv(path, label_column)
+        data = read_csv(path, label_column, delimiter)
     elif suffix in LIBSVM_SUFFIXES:
         data = read_libsvm(path)
     else:
         arrays = read_npz(path)
         if "X" in arrays:
-            data = Labelled(*check_X_y(arrays["X"], arrays["y"], f"{path}: X"))
-        else:
-            return (
-                Labelled(*check_X_y(arrays["X_train"], arrays["y_train"], f"{path}: X_train")),
-                Labelled(*check_X_y(arrays["X_test"], arrays["y_test"], f"{path}: X_test")),
-            )
+            return _npz_part(path, arrays["X"], arrays["y"], "X", "y")
+        return (
+            _npz_part(path, arrays["X_train"], arrays["y_train"], "X_train", "y_train"),
+            _npz_part(path, arrays["X_test"], arrays["y_test"], "X_test", "y_test"),
+        )
     X, y = check_X_y(data.X, data.y, str(path))
     return Labelled(X, y)
+
+
+def _same_kind(train: Labelled, test: Labelled) -> tuple[Labelled, Labelled]:
+    """Train and test labels of one kind (read from two files or arrays, one may be int64
+    where the other is float64 or text): ints as floats when every one is exact, else
+    both as the text a label mapping records."""
+    a, b = train.y, test.y
+    if a.dtype.kind == b.dtype.kind:
+        return train, test
+    kinds = {a.dtype.kind, b.dtype.kind}
+    ints = a if a.dtype.kind == "i" else b
+    if kinds == {"i", "f"} and np.all((ints >= -(2**53)) & (ints <= 2**53)):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    else:
+        a, b = _as_text(a), _as_text(b)
+    return Labelled(train.X, a), Labelled(test.X, b)
+
+
+def _as_text(y: np.ndarray) -> np.ndarray:
+    classes, codes = np.unique(y, return_inverse=True)
+    return np.array([label_text(c) for c in classes], dtype=str)[codes]
 
 
 def stratified_split(data: Labelled, test_fraction: float, rng: np.random.Generator, where: str):
@@ -211,17 +434,19 @@ def load_train_test(
     test_fraction: float,
     test_path: str | None = None,
     label_column: str | None = None,
+    delimiter: str | None = None,
 ) -> tuple[Labelled, Labelled]:
-    """Train and test parts of a user's data file (see the module docstring)."""
+    """Train and test parts of a user's data file (see the module docstring); a CSV's
+    ``delimiter`` None is found from its first row."""
     path = Path(dataset).expanduser()
-    read = read_labelled(path, label_column)
+    read = read_labelled(path, label_column, delimiter)
     if isinstance(read, tuple):
-        train, test = read
+        train, test = _same_kind(*read)
     elif test_path:
-        other = read_labelled(Path(test_path).expanduser(), label_column)
+        other = read_labelled(Path(test_path).expanduser(), label_column, delimiter)
         if isinstance(other, tuple):
             raise DataError(f"{test_path}: a test file holds X and y, not four arrays")
-        train, test = read, other
+        train, test = _same_kind(read, other)
     else:
         rng = named_rng(seed, f"split {path.name}")
         train, test = stratified_split(read, test_fraction, rng, str(path))

@@ -1,6 +1,11 @@
 """MNIST from the original IDX files (gzip-compressed), verified by sha256 of the
 decompressed bytes, with the header checked before any pixel is read.
 
+Each file is opened through :mod:`kernelnet.safe_read` (a FIFO or a link to ``/dev/zero``
+is refused at once; at most ``MAX_GZ_BYTES``), and decompressed no further than its
+header's dimensions, which are checked first against what a gzip file of its size can
+hold: a header declaring 10^9 images is refused before a byte of them is inflated.
+
 IDX: big-endian; magic 2051 (images: count, rows, cols) or 2049 (labels: count), then a
 uint8 payload. Arrays come back as uint8; convert to float before arithmetic (uint8
 arithmetic wraps silently).
@@ -18,10 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kernelnet.data.registry import data_root
+from kernelnet.data.registry import SHIPPED_BYTES, data_root
 from kernelnet.errors import DataError
+from kernelnet.safe_read import ReadRefused, open_regular
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+MAX_GZ_BYTES = SHIPPED_BYTES
+MAX_IDX_BYTES = 2**28  # decompressed; the training images are 47 MB
+MAX_DEFLATE_RATIO = 1032  # deflate's limit: no gzip file inflates further
 FILES = {
     "train_images": (
         "train-images-idx3-ubyte",
@@ -43,31 +52,63 @@ FILES = {
 HOW_TO_GET = "it ships under data/mnist/; with internet, `kernelnet data fetch mnist` downloads it"
 
 
-def read_gz(path: Path) -> bytes:
-    if not path.is_file():
-        raise DataError(f"MNIST file not found: {path} ({HOW_TO_GET})")
+def read_gz(path: Path, expected_magic: int) -> bytes:
+    """The decompressed IDX bytes (header and payload) of a gzip file, inflated no further
+    than the header's dimensions declare (checked first against the file's size)."""
     try:
-        with gzip.open(path, "rb") as handle:
-            return handle.read()
+        with open_regular(path, MAX_GZ_BYTES) as (handle, size):
+            with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+                head = stream.read(8)
+                if len(head) == 8:
+                    head += stream.read(idx_header_size(head, str(path), expected_magic) - 8)
+                shape = idx_shape(head, str(path), expected_magic)
+                payload = int(np.prod(shape, dtype=object))
+                if payload > min(MAX_IDX_BYTES, MAX_DEFLATE_RATIO * size):
+                    raise DataError(
+                        f"{path}: its header declares {shape} ({payload:,} bytes), more than "
+                        f"a {size:,}-byte gzip file of MNIST can hold; the file is corrupt"
+                    )
+                body = stream.read(payload)
+                extra = stream.read(1)
+    except FileNotFoundError:
+        raise DataError(f"MNIST file not found: {path} ({HOW_TO_GET})") from None
+    except ReadRefused as exc:
+        raise DataError(f"{exc} ({HOW_TO_GET})") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip file: {exc}") from None
+    if extra:
+        raise DataError(f"{path}: more data than its header declares ({shape}); it is corrupt")
+    return head + body
 
 
-def parse_idx(raw: bytes, name: str, expected_magic: int) -> np.ndarray:
-    """Parse IDX bytes into a uint8 array of shape (count,) or (count, rows, cols)."""
+def idx_header_size(raw: bytes, name: str, expected_magic: int) -> int:
+    """Bytes of the IDX header that ``raw`` (at least its first 8 bytes) starts."""
     if len(raw) < 8:
         raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes)")
     (magic,) = struct.unpack(">i", raw[:4])
     if magic != expected_magic:
         raise DataError(f"{name}: bad IDX magic number {magic} (expected {expected_magic})")
-    ndim = 3 if magic == IMAGES_MAGIC else 1
-    header = 4 + 4 * ndim
+    return 4 + 4 * (3 if magic == IMAGES_MAGIC else 1)
+
+
+def idx_shape(raw: bytes, name: str, expected_magic: int) -> tuple[int, ...]:
+    """The (count,) or (count, 28, 28) an IDX header declares."""
+    header = idx_header_size(raw, name, expected_magic)
     if len(raw) < header:
         raise DataError(f"{name}: truncated IDX header ({len(raw)} bytes)")
-    shape = struct.unpack(f">{ndim}i", raw[4:header])
-    if ndim == 3 and shape[1:] != (28, 28):
+    shape = struct.unpack(f">{(header - 4) // 4}i", raw[4:header])
+    if min(shape) < 0:
+        raise DataError(f"{name}: the IDX header declares a negative size {shape}")
+    if len(shape) == 3 and shape[1:] != (28, 28):
         raise DataError(f"{name}: images are {shape[1]}x{shape[2]}, expected 28x28")
-    expected = int(np.prod(shape))
+    return shape
+
+
+def parse_idx(raw: bytes, name: str, expected_magic: int) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array of shape (count,) or (count, rows, cols)."""
+    shape = idx_shape(raw, name, expected_magic)
+    header = 4 + 4 * len(shape)
+    expected = int(np.prod(shape, dtype=object))
     if len(raw) - header != expected:
         raise DataError(
             f"{name}: payload has {len(raw) - header} bytes but the header promises {expected} "
@@ -109,16 +150,15 @@ def _load(folder: Path, stamp: tuple, verify: bool) -> Mnist:
     arrays = {}
     for key, (name, pin) in FILES.items():
         path = folder / f"{name}.gz"
-        raw = read_gz(path)
+        magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
+        raw = read_gz(path, magic)
         if verify:
             digest = hashlib.sha256(raw).hexdigest()
             if digest != pin:
                 raise DataError(
                     f"{path}: sha256 of the decompressed data is {digest}, expected {pin}"
                 )
-        arrays[key] = parse_idx(
-            raw, str(path), IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
-        )
+        arrays[key] = parse_idx(raw, str(path), magic)
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.shape[0] != labels.shape[0]:

@@ -1,7 +1,9 @@
 """The shipped datasets: where each lives under ``data/``, its sha256 pin, how to load it.
 
 The data folder is ``$KERNELNET_DATA`` if set, else the data shipped with kernelnet (inside
-the installed package, or ``data/`` in a checkout; see :mod:`kernelnet.shipped`).
+the installed package, or ``data/`` in a checkout; see :mod:`kernelnet.shipped`). Its files
+are read through :mod:`kernelnet.safe_read`: a FIFO or a link to ``/dev/zero`` in the
+folder is refused at once, and no file is read past ``SHIPPED_BYTES``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import numpy as np
 from kernelnet.config.schema import param
 from kernelnet.data.validation import binary_labels, check_X_y, classes_of, label_text
 from kernelnet.errors import DataError
+from kernelnet.safe_read import ReadRefused, open_regular, read_npz
 from kernelnet.shipped import shipped
+
+SHIPPED_BYTES = 64 * 2**20  # the largest shipped file is MNIST's 9.9 MB of training images
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,16 @@ def data_root() -> Path:
     return shipped("data")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 20, max_bytes: int = SHIPPED_BYTES) -> str:
+    """sha256 of a regular file of at most ``max_bytes``, read in ``chunk``-byte blocks
+    (FileNotFoundError, or ReadRefused for anything else safe_read will not read)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    read = 0
+    with open_regular(path, max_bytes) as (handle, _):
         while block := handle.read(chunk):
+            read += len(block)
+            if read > max_bytes:
+                raise ReadRefused(f"{path}: grew past the {max_bytes:,}-byte bound while read")
             digest.update(block)
     return digest.hexdigest()
 
@@ -106,12 +117,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def verified_path(relative: str, sha256: str, root: Path | None = None) -> Path:
     """The dataset file's path after checking it exists and matches its sha256 pin."""
     path = (root or data_root()) / relative
-    if not path.is_file():
+    try:
+        actual = sha256_file(path)
+    except FileNotFoundError:
         raise DataError(
             f"dataset file not found: {path} (kernelnet ships it as {shipped('data') / relative}; "
             "unset KERNELNET_DATA to use that copy, or point it at a folder holding the file)"
-        )
-    actual = sha256_file(path)
+        ) from None
+    except ReadRefused as exc:
+        raise DataError(str(exc)) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if actual != sha256:
         raise DataError(
             f"{path}: sha256 mismatch (expected {sha256}, got {actual}); file is corrupt"
@@ -126,10 +142,12 @@ def load_binary(name: str, root: Path | None = None) -> BinarySplit:
     spec = _NPZ_DATASETS[name]
     path = verified_path(spec.relative_path, spec.sha256, root)
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            parts = {key: arrays[key] for key in ("X_train", "y_train", "X_test", "y_test")}
-    except (OSError, ValueError, KeyError) as exc:
+        arrays = read_npz(path, SHIPPED_BYTES)
+        parts = {key: arrays[key] for key in ("X_train", "y_train", "X_test", "y_test")}
+    except (OSError, ValueError) as exc:  # the file changed since its pin was checked
         raise DataError(f"{path}: cannot read dataset: {exc}") from None
+    except KeyError as exc:
+        raise DataError(f"{path}: cannot read dataset: no array {exc}") from None
     X_train, y_train = check_X_y(parts["X_train"], parts["y_train"], "X_train")
     X_test, y_test = check_X_y(parts["X_test"], parts["y_test"], "X_test")
     if X_test.shape[1] != X_train.shape[1]:
@@ -137,10 +155,10 @@ def load_binary(name: str, root: Path | None = None) -> BinarySplit:
             f"{path}: X_test has {X_test.shape[1]} features but X_train has {X_train.shape[1]}"
         )
     y_train_pm, mapping = binary_labels(y_train)
-    unknown = set(np.unique(y_test).astype(str).tolist()) - set(mapping)
+    unknown = {label_text(v) for v in np.unique(y_test)} - set(mapping)
     if unknown:
         raise DataError(f"{path}: y_test has labels not seen in training: {sorted(unknown)}")
-    y_test_pm = np.array([mapping[str(v)] for v in y_test.tolist()], dtype=np.float64)
+    y_test_pm = np.array([mapping[label_text(v)] for v in y_test], dtype=np.float64)
     return BinarySplit(name, X_train, y_train_pm, X_test, y_test_pm, mapping)
 
 
@@ -231,7 +249,7 @@ def load_labelled(data: Any, seed: Any, extra_names: tuple[str, ...] = ()) -> La
         mapping = binary_labels(train.y)[1]
     else:
         mapping = {label_text(c): i for i, c in enumerate(classes)}
-    unknown = set(np.unique(test.y).astype(str).tolist()) - set(mapping)
+    unknown = {label_text(v) for v in np.unique(test.y)} - set(mapping)
     if unknown:
         raise DataError(f"{name}: the test data has labels not seen in training: {sorted(unknown)}")
     return LabelledSplit(name, train.X, train.y, test.X, test.y, mapping)

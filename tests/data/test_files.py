@@ -141,7 +141,7 @@ def test_an_npz_holding_objects_is_refused_unread(tmp_path):
     np.savez(tmp_path / "objects.npz", X=np.array([object()] * 4, dtype=object), y=np.ones(4))
     result = invoke("kernel-table", "--runs-dir", tmp_path / "runs",
                     "--set", f"data.dataset={tmp_path / 'objects.npz'}")  # fmt: skip
-    assert result.exit_code == 2 and "holds objects" in result.stderr
+    assert result.exit_code == 2 and "holds object values" in result.stderr
 
 
 def test_a_misspelt_shipped_name_gets_a_suggestion(tmp_path):
