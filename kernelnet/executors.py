@@ -8,13 +8,14 @@ order of execution.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import dataclasses
+import importlib.util
 import logging
 import multiprocessing
 import os
-import re
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,9 +28,17 @@ import numpy as np
 from kernelnet import blas
 from kernelnet.blas import DEFAULT_THREADS, blas_threads
 from kernelnet.config import Cell
+from kernelnet.dask_connect import (
+    close_client,
+    connect_client,
+    parse_scheduler_address,
+    read_scheduler_file,
+)
 from kernelnet.errors import ConfigError, Diverged, KernelnetError
 from kernelnet.experiments.base import CellContext, CellResult, Experiment
+from kernelnet.footprint import memory_limit
 from kernelnet.runs import RunDir
+from kernelnet.safe_read import read_bytes
 from kernelnet.seeding import cell_rng
 
 log = logging.getLogger(__name__)
@@ -273,16 +282,28 @@ def make_executor(
 ) -> Executor:
     """Dask when a scheduler is named (argument or DASK_SCHEDULER_ADDRESS), else a process
     pool for more than one worker, else serial."""
-    scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    source = "--scheduler"
+    if not scheduler and not scheduler_file and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        scheduler, source = os.environ["DASK_SCHEDULER_ADDRESS"], "DASK_SCHEDULER_ADDRESS"
     if scheduler or scheduler_file:
-        return DaskExecutor(scheduler, scheduler_file, threads=threads)
+        return DaskExecutor(scheduler, scheduler_file, threads=threads, source=source)
     if workers == 1:
         return SerialExecutor(threads)
     return ProcessExecutor(workers, threads)
 
 
 def _files_under(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """Every regular file under ``folder`` (a cell's scratch folder on a worker) by its path
+    relative to it, each read through the one bounded reader: a FIFO, a device or a link
+    out of the folder that a cell left there is refused (ReadRefused), not read, and so is
+    a file over the worker's memory limit (``KERNELNET_MEMORY_LIMIT``)."""
+    bound = memory_limit()
+    files = {}
+    for parent, _, names in os.walk(folder):  # links to folders are not followed
+        for name in names:
+            path = Path(parent) / name
+            files[str(path.relative_to(folder))] = read_bytes(path, bound, folder)
+    return files
 
 
 def _dask_run_cell(
@@ -295,7 +316,11 @@ def _dask_run_cell(
 
     with tempfile.TemporaryDirectory(prefix="kernelnet-cell-") as scratch:
         result = run_cell(experiment, cell, RunDir(Path(scratch)), threads=threads)
-        return result, _files_under(Path(scratch))
+        try:
+            return result, _files_under(Path(scratch))
+        except OSError as exc:
+            log.error("cell %s: its files cannot be sent back: %s", cell.id, exc)
+            return _crashed(cell, f"its files cannot be sent back from the worker: {exc}"), {}
 
 
 def _worker_facts(experiment: Experiment, cells: list[Cell]) -> dict[str, str]:
@@ -310,33 +335,23 @@ def _worker_facts(experiment: Experiment, cells: list[Cell]) -> dict[str, str]:
     return facts
 
 
-SCHEDULER_TIMEOUT = "5s"
-
-
-def _refused(address: str) -> bool:
-    """A tcp:// address whose host answers that nothing listens on the port: said at once,
-    instead of after the client's connection timeout of retries."""
-    import socket
-
-    match = re.fullmatch(r"tcp://([^\s/:]+):(\d+)/?", address)
-    if not match:
-        return False
-    try:
-        socket.create_connection((match[1], int(match[2])), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False  # unreachable or slow: the client's timeout decides
-    return False
+# Connecting to a scheduler. Dask's own connect() retries the TCP connection within its
+# timeout, but then waits for the peer's handshake without one and trusts the length
+# prefix it reads: a port that accepts and stays silent hangs it forever, and an HTTP
+# server's "HTTP/1.1" read as a length asks for 3 EiB. So an address is first probed here,
+# under one hard deadline, by a few messages of Dask's own protocol with every length
+# bounded; only an address that answers as a scheduler gets a Client.
 
 
 class DaskExecutor:
     """Cells as tasks on an existing Dask distributed cluster (``pip install kernelnet[dask]``).
 
     Connects to ``address`` (tcp://host:port), a ``scheduler_file``, or an existing
-    ``client``. Before any cell is sent, every worker is asked for its kernelnet and numpy
-    versions and to load the experiment's data: a mismatch or missing data is refused,
-    naming the worker, since results must not depend on where a cell ran."""
+    ``client``; a connection this executor made is closed when its check refuses the
+    cluster, when a run ends, or by :meth:`close` (a ``client`` passed in is the caller's
+    and left open). Before any cell is sent, every worker is asked for its kernelnet and
+    numpy versions and to load the experiment's data: a mismatch or missing data is
+    refused, naming the worker, since results must not depend on where a cell ran."""
 
     def __init__(
         self,
@@ -344,44 +359,66 @@ class DaskExecutor:
         scheduler_file: str | None = None,
         client=None,
         threads: int = DEFAULT_THREADS,
+        source: str = "--scheduler",
     ):
         self.threads = threads
+        self._owned = client is None
+        if client is None:
+            # Only looked for: importing distributed takes a second or two, which an
+            # address that is refused at once need not wait for.
+            if importlib.util.find_spec("distributed") is None:
+                raise ConfigError(
+                    "Dask execution needs the optional extra: pip install 'kernelnet[dask]'"
+                )
+            if address:
+                where = address
+            elif scheduler_file is None:
+                raise ConfigError("name a Dask scheduler: --scheduler ADDRESS or --scheduler-file")
+            else:
+                address = read_scheduler_file(scheduler_file)
+                source = f"--scheduler-file {scheduler_file}: its address"
+                where = f"{address} (from {scheduler_file})"
+            parsed = parse_scheduler_address(address, source)
+            client = connect_client(parsed, where, source)
+        self.client = client
         try:
-            from distributed import Client
-        except ImportError:
-            raise ConfigError(
-                "Dask execution needs the optional extra: pip install 'kernelnet[dask]'"
-            ) from None
-        where = address or scheduler_file
-        if scheduler_file and not Path(scheduler_file).is_file():
-            raise ConfigError(f"--scheduler-file {scheduler_file}: no such file")
-        if address and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", address):
-            raise ConfigError(
-                f"--scheduler {address!r}: not a scheduler address (expected tcp://HOST:PORT)"
-            )
-        if client is None and address and _refused(address):
-            raise ConfigError(
-                f"cannot connect to the Dask scheduler at {where}: connection refused "
-                "(is `dask scheduler` running there?)"
-            )
-        try:
-            self.client = client or Client(
-                address=address,
-                scheduler_file=scheduler_file,
-                set_as_default=False,
-                timeout=SCHEDULER_TIMEOUT,
-            )
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError(f"cannot connect to the Dask scheduler at {where}: {exc}") from None
-        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+            self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        except BaseException:
+            self.close()
+            raise
+        if self._owned:
+            atexit.register(self.close)  # before distributed's own exit handlers run
+
+    def close(self) -> None:
+        """Close the connection this executor made (idempotent; a client passed in stays)."""
+        if not self._owned or self.client is None:
+            return
+        client, self.client = self.client, None
+        atexit.unregister(self.close)
+        close_client(client)
+
+    def _connected(self):
+        if self.client is None:
+            raise ConfigError("this DaskExecutor's connection is closed; make a new one")
+        return self.client
 
     def prepare(self, experiment: Experiment, cells: list[Cell]) -> None:
-        """Every worker runs this kernelnet and numpy and can load the data."""
+        """Every worker runs this kernelnet and numpy and can load the data (a refusal
+        closes the connection: the run will not happen)."""
+        try:
+            self._check_workers(experiment, cells)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_workers(self, experiment: Experiment, cells: list[Cell]) -> None:
         import kernelnet
 
         mine = {"kernelnet": kernelnet.__version__, "numpy": np.__version__}
         try:
-            facts = self.client.run(_worker_facts, experiment, cells)
+            facts = self._connected().run(_worker_facts, experiment, cells)
+        except KernelnetError:
+            raise
         except Exception as exc:  # e.g. a worker whose kernelnet lacks this code
             raise ConfigError(
                 f"the Dask workers could not run kernelnet's check ({type(exc).__name__}: "
@@ -409,15 +446,17 @@ class DaskExecutor:
         run: RunDir,
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
+        """The cells' results as they finish; the connection this executor made is closed
+        when the run ends, however it ends (an executor serves one run)."""
         from distributed import as_completed
 
-        submit = self.client.submit
+        client = self._connected()
         futures = {
-            submit(_dask_run_cell, experiment, cell, self.threads, pure=False): cell
+            client.submit(_dask_run_cell, experiment, cell, self.threads, pure=False): cell
             for cell in cells
         }
         try:
-            for future in as_completed(list(futures), loop=self.client.loop):
+            for future in as_completed(list(futures), loop=client.loop):
                 cell = futures[future]
                 try:
                     result, files = future.result()
@@ -429,5 +468,8 @@ class DaskExecutor:
                     run.write_with(relative, lambda handle, data=content: handle.write(data))
                 yield result
         except BaseException:
-            self.client.cancel(list(futures))
+            with contextlib.suppress(Exception):
+                client.cancel(list(futures))
             raise
+        finally:
+            self.close()
