@@ -80,7 +80,13 @@ def run(
         raw.set("seed", seed, "seed=")
     resolved = resolve_experiment_config(chosen, raw)
     argv = ["kernelnet.run", chosen.name]
-    outcome = execute(chosen, resolved, Path(runs_dir), argv, executor=make_executor(workers))
+    executor = make_executor(workers)
+    try:
+        outcome = execute(chosen, resolved, Path(runs_dir), argv, executor=executor)
+    finally:  # a Dask connection the executor opened is closed however the run ends
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
     return Run(outcome.run.path)
 
 
