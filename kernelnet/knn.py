@@ -11,11 +11,15 @@ Tie-breaking, documented and deterministic:
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 from kernelnet.estimator_base import (
     BaseEstimator,
     ClassifierMixin,
+    Interval,
+    StrOptions,
     check_fitted,
     require_y,
     validate,
@@ -108,16 +112,18 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
     Euclidean or cosine distance, equal distances in training order, a tied vote to the
     class of the nearest tied neighbour."""
 
+    _parameter_constraints = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "metric": [StrOptions(METRICS)],
+    }
+
     def __init__(self, n_neighbors: int = 5, metric: str = "euclidean"):
         self.n_neighbors = n_neighbors
         self.metric = metric
 
     def fit(self, X, y=None):
+        self._validate_params()
         require_y(self, y)
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
-        if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 1:
-            raise ValueError(f"n_neighbors must be a positive integer (got {self.n_neighbors!r})")
         X, y = validate(self, X, y, reset=True)
         self.classes_, self._codes = np.unique(y, return_inverse=True)
         self._X = X
@@ -129,6 +135,33 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
             "codes": self._codes,
             "classes": self.classes_,
             "n_features_in": self.n_features_in_,
+        }
+
+    def _check_state(self, state) -> dict:
+        """A saved :meth:`_state` checked as a whole (``state`` is a
+        :class:`kernelnet.model_io.StateView`): finite training points (n, n_features_in)
+        with at least ``n_neighbors`` of them, one integer code per point, the codes
+        exactly 0..n_classes-1 (each class has a point), sorted distinct classes."""
+        state.keys("X", "codes", "classes", "n_features_in")
+        n_features = state.integer("n_features_in", low=1)
+        X = state.array("X", "f", (None, n_features))
+        state.require(
+            len(X) >= self.n_neighbors,
+            f"{len(X)} training points, fewer than n_neighbors={self.n_neighbors}",
+            "X",
+        )
+        codes = state.array("codes", "iu", (len(X),))
+        classes = state.labels("classes", at_least=1)
+        state.require(
+            np.array_equal(np.unique(codes), np.arange(classes.size)),
+            f"expected the codes 0..{classes.size - 1} of the {classes.size} classes",
+            "codes",
+        )
+        return {
+            "X": X,
+            "codes": codes.astype(np.intp),
+            "classes": classes,
+            "n_features_in": n_features,
         }
 
     def _set_state(self, state: dict) -> None:

@@ -241,7 +241,7 @@ def read_npz(
                 return arrays
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
             raise ValueError(f"{path}: not an .npz archive ({exc})") from None
-        except NotImplementedError as exc:  # an unsupported compression method
+        except (NotImplementedError, RuntimeError) as exc:  # other compression; encrypted
             raise ValueError(f"{path}: not an .npz archive kernelnet reads ({exc})") from None
 
 

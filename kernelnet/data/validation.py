@@ -61,6 +61,8 @@ def check_X_y(X: Any, y: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(y)
     if labels.ndim != 1:
         raise DataError(f"y must be 1-D (n_samples,); got shape {labels.shape}")
+    if labels.dtype.kind == "c":  # as scikit-learn refuses it, with or without it loaded
+        raise DataError("y: complex data not supported (give real labels)")
     if labels.shape[0] != features.shape[0]:
         raise DataError(
             "Found input variables with inconsistent numbers of samples: "

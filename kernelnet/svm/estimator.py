@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,30 @@ import numpy as np
 from kernelnet.estimator_base import (
     BaseEstimator,
     ClassifierMixin,
+    Interval,
+    InvalidParameterError,
+    Mapping,
+    StrOptions,
     at_least_two_classes,
     check_fitted,
     require_y,
     validate,
 )
-from kernelnet.kernels import make_kernel
+from kernelnet.kernels import KERNELS, make_kernel
 from kernelnet.svm.blocked import WORKING_SET, ClassBlocks, fit_pair
-from kernelnet.svm.dual import AUTO_CVXOPT_MAX_N, BinaryKernelSVM
+from kernelnet.svm.dual import AUTO_CVXOPT_MAX_N, FALLBACKS, BinaryKernelSVM, check_cvxopt
 
 SOLVERS = ("auto", "cvxopt", "smo", "blocked")
+_POSITIVE = Interval(Real, 0, None, closed="neither")  # finite and > 0
+# cvxopt.solvers.qp's options (kernelnet turns show_progress off unless asked)
+QP_OPTIONS = {
+    "abstol": [_POSITIVE],
+    "reltol": [_POSITIVE],
+    "feastol": [_POSITIVE],
+    "maxiters": [Interval(Integral, 1, None, closed="left")],
+    "refinement": [Interval(Integral, 0, None, closed="left")],
+    "show_progress": ["boolean"],
+}
 
 
 class KernelSVM(ClassifierMixin, BaseEstimator):
@@ -52,6 +67,23 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     ``qp_options`` and ``support_tol`` as for :class:`~kernelnet.svm.dual.BinaryKernelSVM`
     (what to do when cvxopt fails, its options, the alpha above which a sample is a support
     vector, relative to C)."""
+
+    _parameter_constraints = {
+        "kernel": [StrOptions(KERNELS)],
+        "C": [_POSITIVE],
+        "gamma": [StrOptions(("scale", "auto")), Interval(Real, 0, None, closed="left")],
+        "degree": [Interval(Integral, 0, None, closed="left")],
+        "coef0": [Interval(Real, None, None, closed="neither")],
+        "class_weight": [StrOptions(("balanced",)), Mapping(values=[_POSITIVE]), None],
+        "solver": [StrOptions(SOLVERS)],
+        "tol": [_POSITIVE],
+        "cache_size": [_POSITIVE],
+        "fallback": [StrOptions(FALLBACKS)],
+        "qp_options": [Mapping(fields=QP_OPTIONS), None],
+        "support_tol": [Interval(Real, 0, 0.5, closed="neither")],
+        # the blocked solver takes half its variables from each side of the KKT gap
+        "working_set": [Interval(Integral, 2, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -89,26 +121,30 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             return 1.0 / (X.shape[1] * variance) if variance > 0 else 1.0
         if self.gamma == "auto":
             return 1.0 / X.shape[1]
-        if isinstance(self.gamma, str) or not np.isfinite(self.gamma) or self.gamma < 0:
-            raise ValueError(f"gamma must be 'scale', 'auto' or a number >= 0 (got {self.gamma!r})")
-        return float(self.gamma)
+        return float(self.gamma)  # a number >= 0: _parameter_constraints
 
     def _weights(self, y: np.ndarray) -> dict[Any, float]:
+        """The C multiplier of each class that has one. A dict naming a label that is not
+        in y is refused (a misspelt or mistyped label would otherwise weigh nothing)."""
         if self.class_weight is None:
             return {}
-        if self.class_weight == "balanced":
+        if isinstance(self.class_weight, str):  # "balanced"
             counts = {c: int((y == c).sum()) for c in self.classes_}
             return {c: len(y) / (len(self.classes_) * n) for c, n in counts.items()}
-        if isinstance(self.class_weight, dict):
-            return dict(self.class_weight)
-        raise ValueError(
-            f"class_weight must be a dict, 'balanced' or None (got {self.class_weight!r})"
-        )
+        known = set(self.classes_.tolist())
+        unknown = [label for label in self.class_weight if label not in known]
+        if unknown:
+            raise InvalidParameterError(
+                f"The 'class_weight' parameter of {type(self).__name__} names classes that "
+                f"are not in y: {unknown!r}. The classes in y are {self.classes_.tolist()!r}."
+            )
+        return {label: float(weight) for label, weight in self.class_weight.items()}
 
     def fit(
         self, X: Any, y: Any = None, progress: Callable[[int, int], None] | None = None
     ) -> KernelSVM:
         """Fit every pair of classes; ``progress(done, pairs)`` is called after each."""
+        self._validate_params()
         require_y(self, y)
         X, y = validate(self, X, y, reset=True)
         self.classes_ = np.unique(y)
@@ -119,6 +155,9 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         self.pairs_ = list(itertools.combinations(range(self.classes_.size), 2))
         self.estimators_ = []
         groups = [np.flatnonzero(y == c) for c in self.classes_]
+        if self.solver == "cvxopt":  # refused before any pair is fitted, not at a big one
+            sizes = sorted(len(g) for g in groups)
+            check_cvxopt(sizes[-1] + sizes[-2], "use solver='smo' or solver='auto'")
         if self._solver(groups) == "blocked":
             self._fit_blocked(X, groups, kernel, weights, progress)
             self._join_support_vectors()
@@ -149,8 +188,6 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         """auto: cvxopt up to 1,000 samples per pair (the reference method), the blocked
         solver while the largest pair's float32 Gram matrix fits in ``cache_size`` MB, SMO
         with kernel rows on demand beyond."""
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {', '.join(SOLVERS)} (got {self.solver!r})")
         if self.solver != "auto":
             return self.solver
         sizes = sorted(len(g) for g in groups)
@@ -211,6 +248,43 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
                 for m in self.estimators_
             ],
         }
+
+    def _check_state(self, state) -> dict:
+        """A saved :meth:`_state` checked as a whole (``state`` is a
+        :class:`kernelnet.model_io.StateView`): sorted distinct classes, one binary SVM per
+        pair of them in ``itertools.combinations`` order, each naming its two classes,
+        with support vectors (n_support, n_features_in), n_support finite dual
+        coefficients and a finite bias; gamma as the ``gamma`` parameter gives it."""
+        state.keys("classes", "gamma", "n_features_in", "pairs")
+        classes = state.labels("classes", at_least=2)
+        n_features = state.integer("n_features_in", low=1)
+        gamma = state.number("gamma", low=0)
+        if not isinstance(self.gamma, str):
+            state.require(
+                gamma == float(self.gamma), f"{gamma!r}, not gamma={self.gamma!r}", "gamma"
+            )
+        elif self.gamma == "auto":
+            state.require(gamma == 1.0 / n_features, f"{gamma!r}, not 1 / n_features_in", "gamma")
+        # counted before enumerated: a tampered classes array of 10^5 labels is not 5e9 pairs
+        saved = state.objects("pairs", classes.size * (classes.size - 1) // 2)
+        checked = []
+        for (i, j), pair in zip(itertools.combinations(range(classes.size), 2), saved):
+            pair.keys("classes", "support_vectors", "dual_coef", "bias")
+            two = pair.array("classes", "biufU", (2,))
+            expected = classes[[i, j]]
+            pair.require(
+                np.array_equal(two, expected), f"{two.tolist()}, not {expected.tolist()}", "classes"
+            )
+            vectors = pair.array("support_vectors", "f", (None, n_features))
+            checked.append(
+                {
+                    "classes": expected,
+                    "support_vectors": vectors,
+                    "dual_coef": pair.array("dual_coef", "f", (len(vectors),)),
+                    "bias": pair.number("bias"),
+                }
+            )
+        return {"classes": classes, "gamma": gamma, "n_features_in": n_features, "pairs": checked}
 
     def _set_state(self, state: dict) -> None:
         self.classes_ = np.asarray(state["classes"])

@@ -4,12 +4,17 @@ estimator API. Two classes; the smaller label is -1."""
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 
 from kernelnet.data.validation import binary_labels
+from kernelnet.errors import Diverged
 from kernelnet.estimator_base import (
     BaseEstimator,
     ClassifierMixin,
+    Interval,
+    StrOptions,
     check_fitted,
     require_y,
     validate,
@@ -20,7 +25,19 @@ from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent
 
 class LinearSVM(ClassifierMixin, BaseEstimator):
     """min 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w.x_i + b)), from w = 0, b = 0, for
-    ``epochs`` full-batch steps (``batch_size=None``) or minibatch epochs."""
+    ``epochs`` full-batch steps (``batch_size=None``) or minibatch epochs. Weights that
+    stop being finite (a learning rate far too large) raise
+    :class:`~kernelnet.errors.Diverged`."""
+
+    _parameter_constraints = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "schedule": [StrOptions(SCHEDULES)],
+        "decay": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -41,9 +58,8 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        self._validate_params()
         require_y(self, y)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
         X, y = validate(self, X, y, reset=True)
         self.classes_ = np.unique(y)
         if self.classes_.size > 2:
@@ -52,17 +68,26 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
                 "use KernelSVM(kernel='linear') for more"
             )
         y_pm, self.label_mapping_ = binary_labels(y)  # ValueError-compatible for 1 or 3+ classes
-        fit = fit_gradient_descent(
-            X,
-            y_pm,
-            float(self.C),
-            float(self.learning_rate),
-            int(self.epochs),
-            batch_size=self.batch_size,
-            schedule=self.schedule,
-            decay=float(self.decay),
-            rng=estimator_rng(self.random_state),
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is said once, below
+            fit = fit_gradient_descent(
+                X,
+                y_pm,
+                float(self.C),
+                float(self.learning_rate),
+                int(self.epochs),
+                batch_size=self.batch_size,
+                schedule=self.schedule,
+                decay=float(self.decay),
+                rng=estimator_rng(self.random_state),
+                history=False,  # only the final weights are used
+            )
+        if not (np.isfinite(fit.w).all() and np.isfinite(fit.b)):
+            raise Diverged(
+                f"{type(self).__name__} diverged: the weights are not finite after "
+                f"{self.epochs} epochs at learning_rate={self.learning_rate!r}; "
+                "try a lower learning rate",
+                {"epochs": int(self.epochs), "learning_rate": float(self.learning_rate)},
+            )
         self.coef_, self.intercept_ = fit.w, float(fit.b)
         return self
 
@@ -72,6 +97,20 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
             "intercept": self.intercept_,
             "classes": self.classes_,
             "n_features_in": self.n_features_in_,
+        }
+
+    def _check_state(self, state) -> dict:
+        """A saved :meth:`_state` checked as a whole (``state`` is a
+        :class:`kernelnet.model_io.StateView`): two distinct classes (the -1 class first:
+        svm-primal orders them by its recorded label mapping), a finite coef of shape
+        (n_features_in,), a finite intercept."""
+        state.keys("coef", "intercept", "classes", "n_features_in")
+        n_features = state.integer("n_features_in", low=1)
+        return {
+            "coef": state.array("coef", "f", (n_features,)),
+            "intercept": state.number("intercept"),
+            "classes": state.labels("classes", at_least=2, at_most=2, ordered=False),
+            "n_features_in": n_features,
         }
 
     def _set_state(self, state: dict) -> None:

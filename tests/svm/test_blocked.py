@@ -102,8 +102,8 @@ def test_auto_picks_the_blocked_solver_while_the_pairs_gram_fits():
     assert KernelSVM(solver="auto", cache_size=500)._solver(groups) == "blocked"
     assert KernelSVM(solver="auto", cache_size=1)._solver(groups) == "smo"
     assert KernelSVM(solver="auto")._solver([np.arange(400), np.arange(400, 800)]) == "cvxopt"
-    with pytest.raises(ValueError, match="solver must be one of"):
-        KernelSVM(solver="fast")._solver(groups)
+    with pytest.raises(ValueError, match="The 'solver' parameter of KernelSVM must be a str among"):
+        KernelSVM(solver="fast").fit(np.zeros((4, 2)), [0, 0, 1, 1])
 
 
 @pytest.mark.parametrize(
