@@ -58,10 +58,10 @@ def contained_parent(path: Path, root: Path | None) -> Path:
     if root is not None:
         # Check the deepest existing ancestor first, so mkdir never creates anything
         # through a link that leaves root.
-        existing = parent
-        while not os.path.lexists(existing) and existing != existing.parent:
+        existing, root = parent, Path(root)
+        while existing != root and not os.path.lexists(existing) and existing != existing.parent:
             existing = existing.parent
-        if not inside(existing, root):
+        if existing != root and not inside(existing, root):  # root itself is trusted
             raise WriteRefused(f"{path}: {existing} is a link out of {root}; not written")
     parent.mkdir(parents=True, exist_ok=True)
     if root is not None and not inside(parent, root):

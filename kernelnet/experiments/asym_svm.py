@@ -3,6 +3,9 @@
 Primal: min 1/2 ||w||^2 + C0 sum_{y_i=-1} xi_i + C1 sum_{y_i=+1} xi_i; the dual is the
 standard one with a per-sample box 0 <= alpha_i <= C_i. Sweeping C1/C0 trades false
 negatives (a +1 point predicted -1, priced by C1) against false positives.
+
+The preflight refuses, before a run folder exists, a cvxopt solve that would need more
+memory than the limit or take minutes (:func:`kernelnet.svm.dual.check_cvxopt`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import format_value, param
-from kernelnet.data.registry import DATASET_HELP, TOY2D, DataFileOptions, load_binary_data
+from kernelnet.config import Cell, format_value, param
+from kernelnet.data.registry import (
+    DATASET_HELP,
+    TOY2D,
+    BinarySplit,
+    DataFileOptions,
+    load_binary_data,
+)
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -25,8 +34,8 @@ from kernelnet.experiments.base import (
     ReportContext,
     figure_suffix,
     group_cells,
-    verify_datasets,
 )
+from kernelnet.experiments.kernel_table import CVXOPT_INSTEAD
 from kernelnet.experiments.svm_sections import (
     KernelSection,
     PlotSection,
@@ -37,6 +46,7 @@ from kernelnet.experiments.svm_sections import (
 )
 from kernelnet.kernels import KERNELS
 from kernelnet.plotting import panel_of
+from kernelnet.svm.dual import check_cvxopt
 from kernelnet.tables import Table, percent
 
 if TYPE_CHECKING:
@@ -110,9 +120,25 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
         "n_support_negative": int(svm.support_.size) - positive_sv,
         "solver_status": svm.solver_.status,
     }
+    if config.solver.name == "auto":  # the solver auto chose
+        row["solver"] = svm.solver_.solver
     ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
     panel = panel_artifact(svm, split, config.plot.resolution, f"test FP {fp}, FN {fn}")
     return CellOutput([row], {"panel": panel, "label_mapping": split.label_mapping})
+
+
+def preflight(cells: list[Cell]) -> None:
+    """Load each distinct dataset once (a data problem stops the run before a folder
+    exists) and refuse a cell whose cvxopt solve is over its bounds."""
+    splits: dict[tuple, BinarySplit] = {}
+    for cell in cells:
+        d = cell.config.data
+        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
+        if key not in splits:
+            splits[key] = load_binary_data(d, cell.config.seed)
+        if cell.config.solver.name == "cvxopt":  # auto takes SMO beyond cvxopt's bounds
+            where = f"asym-svm cell {cell.id}: " if len(cells) > 1 else "asym-svm: "
+            check_cvxopt(len(splits[key].y_train), CVXOPT_INSTEAD, where)
 
 
 WITHIN = ("dataset", "ratio")  # the axes a table and its figure lay out themselves
@@ -250,5 +276,5 @@ EXPERIMENT = Experiment(
     schema=AsymConfig,
     run_cell=run_cell,
     report=report,
-    preflight=verify_datasets,
+    preflight=preflight,
 )

@@ -1,4 +1,8 @@
-"""``knn``: k-nearest neighbours, and choosing k honestly (on validation, never on test)."""
+"""``knn``: k-nearest neighbours, and choosing k honestly (on validation, never on test).
+
+The preflight estimates each cell's memory (the distance blocks, the neighbour lists of
+every query) and refuses, before a run folder exists, one that is over the memory limit.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from kernelnet.experiments.base import (
     figure_suffix,
     group_cells,
 )
+from kernelnet.footprint import check_memory
 from kernelnet.knn import METRICS, knn_predict_all_k
 from kernelnet.tables import Table, percent
 
@@ -166,19 +171,51 @@ def report(ctx: ReportContext) -> Report:
     return Report(tables, summary)
 
 
+# kernelnet.knn.knn_predict_all_k scores queries in blocks of 12.5 million distances and
+# keeps, for every query, its k_max nearest training points (int64) and their labels.
+# tracemalloc's peak was 3.0 times the distance block while the neighbour lists are small
+# (5,000 x 5,000 points, k <= 31: 287 MB), and about 2.1 times the lists once they
+# dominate (20,000 queries, 2,000 training points, k = 2,000: 651 MB).
+DISTANCE_BLOCK = 12_500_000
+
+
+def knn_bytes(n_train: int, n_query: int, k_max: int) -> float:
+    """Estimated peak memory of predicting ``n_query`` points from ``n_train`` for every
+    k up to ``k_max``."""
+    rows = min(n_query, max(1, DISTANCE_BLOCK // max(1, n_train)))
+    lists = 8.0 * n_query * k_max
+    return max(3 * 8.0 * rows * n_train + lists, 2.2 * lists)
+
+
+def _sizes(config: KnnConfig) -> tuple[int, int, int]:
+    """(train, validation, test) sizes of a cell, as run_cell splits them."""
+    d = config.data
+    if d.dataset == "mnist":
+        return d.mnist_train, d.mnist_val, d.mnist_test
+    _, y_fit, _, y_test, _ = labelled(config)
+    n_val = max(1, int(round(d.val_fraction * len(y_fit))))
+    return len(y_fit) - n_val, n_val, len(y_test)
+
+
 def preflight(cells: list[Cell]) -> None:
-    """Load every distinct dataset once, before a run folder exists."""
-    seen = set()
+    """Load every distinct dataset once, before a run folder exists, and refuse a cell
+    whose estimated memory is over the limit."""
+    seen: dict[tuple, tuple[int, int, int]] = {}
     for cell in cells:
         d = cell.config.data
         key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key in seen:
-            continue
-        seen.add(key)
-        if d.dataset == "mnist":
-            load_mnist()
-        else:
-            labelled(cell.config)
+        if key not in seen:
+            if d.dataset == "mnist":
+                load_mnist()
+            seen[key] = _sizes(cell.config)
+        n_train, n_val, n_test = seen[key]
+        k_max = max((k for k in cell.config.knn.k if k <= n_train), default=1)
+        where = f"knn cell {cell.id}" if len(cells) > 1 else "knn"
+        check_memory(
+            f"{where} ({n_train:,} training points, k up to {k_max:,})",
+            knn_bytes(n_train, max(n_train, n_val, n_test), k_max),
+            "use smaller knn.k values or a smaller data file",
+        )
 
 
 def knn_curves(curves: dict[str, tuple], setting: str = "") -> Figure:

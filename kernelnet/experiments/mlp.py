@@ -1,6 +1,11 @@
 """``mlp``: the multilayer perceptron (:class:`kernelnet.MLPClassifier`) on any dataset — a
 shipped set or your own CSV, .npz or LIBSVM file with any number of classes. ``mnist``
-stays the course setup; this is the same network for everything else."""
+stays the course setup; this is the same network for everything else.
+
+The preflight estimates each cell's memory from the data's size, the network's sizes and the
+optimizer (the first layer is inputs x hidden[0] weights, and Adam keeps two more arrays
+of that size besides its update's temporaries) and refuses, before a run folder exists,
+one that is over the memory limit."""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernelnet.config import param
-from kernelnet.data.registry import DATASET_HELP, DataFileOptions, load_labelled
+from kernelnet.config import Cell, param
+from kernelnet.data.registry import DATASET_HELP, DataFileOptions, LabelledSplit, load_labelled
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -17,13 +22,15 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
-    verify_labelled_datasets,
 )
 from kernelnet.experiments.mnist import training_curves
+from kernelnet.footprint import check_memory
 from kernelnet.model_io import save_model
 from kernelnet.nn.estimator import MLPClassifier
 from kernelnet.nn.layers import ACTIVATIONS
+from kernelnet.nn.models import activation_bytes, describe, parameter_count
 from kernelnet.nn.optim import OPTIMIZERS
+from kernelnet.nn.trainer import training_bytes
 from kernelnet.tables import Table, percent
 
 
@@ -89,6 +96,42 @@ def run_cell(config: MlpConfig, ctx: CellContext) -> CellOutput:
     return CellOutput(history.rows, artifacts)
 
 
+DATA_COPIES = 3  # MLPClassifier.fit: the standardized data, its training and held-out parts
+
+
+def cell_bytes(config: MlpConfig, split: LabelledSplit) -> float:
+    """Estimated peak memory of a cell beyond the loaded data (float64 throughout)."""
+    n, d = split.X_train.shape
+    hidden, classes = config.model.hidden, split.classes.size
+    n_val = int(round(config.data.val_fraction * n))
+    optimizer = OPTIMIZERS[config.train.optimizer].__name__
+    parameters = 8.0 * parameter_count(d, hidden, classes)
+    return (
+        training_bytes(parameters, optimizer, keep_best=n_val > 0, checkpoints=False)
+        + activation_bytes(d, hidden, classes, min(config.train.batch_size, n), n)
+        + DATA_COPIES * 8.0 * n * d
+    )
+
+
+def preflight(cells: list[Cell]) -> None:
+    """Load each distinct dataset once (a data problem stops the run before a folder
+    exists) and refuse a cell whose estimated memory is over the limit."""
+    splits: dict[tuple, LabelledSplit] = {}
+    for cell in cells:
+        d = cell.config.data
+        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
+        if key not in splits:
+            splits[key] = load_labelled(d, cell.config.seed)
+        split, config = splits[key], cell.config
+        where = f"mlp cell {cell.id}: " if len(cells) > 1 else "mlp: "
+        network = describe(split.n_features, config.model.hidden, split.classes.size)
+        check_memory(
+            f"{where}{network} trained with {config.train.optimizer}",
+            cell_bytes(config, split),
+            "use data with fewer features, fewer units in model.hidden, or train.optimizer=sgd",
+        )
+
+
 def report(ctx: ReportContext) -> Report:
     rows, summary = [], {}
     for result in ctx.results:
@@ -145,6 +188,6 @@ EXPERIMENT = Experiment(
     schema=MlpConfig,
     run_cell=run_cell,
     report=report,
-    preflight=verify_labelled_datasets,
+    preflight=preflight,
     row_key=("epoch",),
 )

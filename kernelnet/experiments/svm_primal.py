@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import format_value, param
-from kernelnet.data.registry import DATASET_HELP, DataFileOptions, load_binary_data
+from kernelnet.config import Cell, format_value, param
+from kernelnet.data.registry import (
+    DATASET_HELP,
+    BinarySplit,
+    DataFileOptions,
+    load_binary_data,
+)
 from kernelnet.data.validation import classes_of
 from kernelnet.errors import Diverged
 from kernelnet.experiments.base import (
@@ -23,12 +28,12 @@ from kernelnet.experiments.base import (
     ReportContext,
     figure_suffix,
     group_cells,
-    verify_datasets,
 )
+from kernelnet.footprint import check_memory
 from kernelnet.model_io import save_model
 from kernelnet.nn.trainer import EXPLODE_FACTOR
 from kernelnet.svm.linear import LinearSVM
-from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent, predict
+from kernelnet.svm.primal import SCHEDULES, descent_path, predict
 from kernelnet.tables import Table, number, percent
 
 if TYPE_CHECKING:
@@ -65,16 +70,80 @@ class SvmPrimalConfig(ExperimentConfig):
     svm: PrimalSVM = field(default_factory=PrimalSVM)
 
 
-def _objective_path(fit, X, y, costs) -> np.ndarray:
-    """E(w, b) after each epoch, from the recorded trajectory (epochs + 1,)."""
-    margins = y[:, None] * (X @ fit.w_history.T + fit.b_history)
+# The trajectory is followed in blocks of epochs: the (w, b) of up to a block's epochs are
+# stacked and scored together (one matrix product per block, as for the whole trajectory at
+# once when it fits), so memory stays bounded whatever the number of epochs or features.
+BLOCK_BYTES = 32 * 2**20
+ROW_WEIGHTS = 32  # up to this many features, each weight is a metrics column and a bar
+
+
+def block_epochs(epochs: int, d: int, n_scored: int) -> int:
+    """Epochs stacked per block: all of them when (w, b) and the margins of the ``n_scored``
+    train and test points fit in BLOCK_BYTES."""
+    return max(1, min(epochs + 1, BLOCK_BYTES // (8 * (d + 1 + n_scored))))
+
+
+def primal_bytes(epochs: int, d: int, n_train: int, n_test: int) -> int:
+    """The cell's footprint beyond its data: a block of stacked weights and their margins
+    (with numpy's temporaries, about three times that), the per-epoch curves (objective,
+    train and test accuracy: stored, read back and drawn, about four copies) and w."""
+    rows = block_epochs(epochs, d, n_train + n_test)
+    return 8 * (3 * rows * (d + 1 + n_train + n_test) + 4 * 3 * (epochs + 1) + 4 * d)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The final parameters and the per-epoch curves (epochs + 1,), epoch 0 the start."""
+
+    w: np.ndarray
+    b: float
+    objective: np.ndarray
+    train_accuracy: np.ndarray
+    test_accuracy: np.ndarray
+
+
+def _objective_block(W, B, X, y, costs) -> np.ndarray:
+    """E(w, b) for each stacked row of ``W`` (e, d), ``B`` (e,)."""
+    margins = y[:, None] * (X @ W.T + B)
     slack = np.maximum(0.0, 1.0 - margins)
-    return 0.5 * np.einsum("ed,ed->e", fit.w_history, fit.w_history) + costs @ slack
+    return 0.5 * np.einsum("ed,ed->e", W, W) + costs @ slack
 
 
-def _accuracy_path(fit, X, y) -> np.ndarray:
-    scores = X @ fit.w_history.T + fit.b_history
+def _accuracy_block(W, B, X, y) -> np.ndarray:
+    scores = X @ W.T + B
     return (np.where(scores > 0, 1.0, -1.0) == y[:, None]).mean(axis=0)
+
+
+def follow(path, split, costs, epochs: int, learning_rate: float) -> Trajectory:
+    """Walk the descent ``path`` ((w, b) per epoch), scoring it block by block; raises
+    Diverged at the first block whose objective explodes (check_divergence's rule)."""
+    d = split.n_features
+    rows = block_epochs(epochs, d, len(split.y_train) + len(split.y_test))
+    W, B = np.zeros((rows, d)), np.zeros(rows)
+    curves: list[list[np.ndarray]] = [[], [], []]
+    start_value = None
+    filled = 0
+
+    def flush() -> None:
+        nonlocal start_value
+        Wb, Bb = W[:filled], B[:filled]
+        objective = _objective_block(Wb, Bb, split.X_train, split.y_train, costs)
+        start_value = objective[0] if start_value is None else start_value
+        check_divergence(objective, learning_rate, start_value, sum(map(len, curves[0])))
+        curves[0].append(objective)
+        curves[1].append(_accuracy_block(Wb, Bb, split.X_train, split.y_train))
+        curves[2].append(_accuracy_block(Wb, Bb, split.X_test, split.y_test))
+
+    for w, b in path:
+        W[filled], B[filled] = w, b
+        filled += 1
+        if filled == rows:
+            flush()
+            filled = 0
+    if filled:
+        flush()
+    objective, train_accuracy, test_accuracy = (np.concatenate(c) for c in curves)
+    return Trajectory(w, b, objective, train_accuracy, test_accuracy)
 
 
 def linear_svm(svm: PrimalSVM, fit, split) -> LinearSVM:
@@ -98,13 +167,17 @@ def linear_svm(svm: PrimalSVM, fit, split) -> LinearSVM:
     return model
 
 
-def check_divergence(objective: np.ndarray, learning_rate: float) -> None:
+def check_divergence(
+    objective: np.ndarray, learning_rate: float, start: float | None = None, offset: int = 0
+) -> None:
     """Diverged if E(w, b) becomes non-finite or exceeds EXPLODE_FACTOR times its value at
-    the start (w = 0, b = 0), naming the first such epoch (the trainer's rule)."""
-    bound = EXPLODE_FACTOR * max(1.0, float(objective[0]))
+    the start (w = 0, b = 0), naming the first such epoch (the trainer's rule).
+    ``objective`` may be a block of the curve: epochs ``offset``, ``offset + 1``, ...,
+    with ``start`` the value at epoch 0 (by default ``objective[0]``)."""
+    bound = EXPLODE_FACTOR * max(1.0, float(objective[0] if start is None else start))
     bad = np.flatnonzero(~np.isfinite(objective) | (objective > bound))
     if bad.size:
-        epoch, value = int(bad[0]), float(objective[bad[0]])
+        epoch, value = offset + int(bad[0]), float(objective[bad[0]])
         what = f"became {value}" if not np.isfinite(value) else f"exploded to {value:.3g}"
         raise Diverged(
             f"the objective {what} at epoch {epoch} with learning rate {learning_rate:g}; "
@@ -117,29 +190,30 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
     split = load_binary_data(config.data, config.seed)
     svm = config.svm
     costs = svm.C * np.where(split.y_train > 0, svm.positive_weight, svm.negative_weight)
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-        fit = fit_gradient_descent(
-            split.X_train,
-            split.y_train,
-            costs,
-            svm.learning_rate,
-            svm.epochs,
-            batch_size=None if svm.method == "batch" else svm.batch_size,
-            schedule=svm.schedule,
-            decay=svm.decay,
-            rng=ctx.rng,
-        )
-    with np.errstate(over="ignore", invalid="ignore"):
-        objective = _objective_path(fit, split.X_train, split.y_train, costs)
-    check_divergence(objective, svm.learning_rate)
+    path = descent_path(
+        split.X_train,
+        split.y_train,
+        costs,
+        svm.learning_rate,
+        svm.epochs,
+        batch_size=None if svm.method == "batch" else svm.batch_size,
+        schedule=svm.schedule,
+        decay=svm.decay,
+        rng=ctx.rng,
+    )
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by follow()
+        fit = follow(path, split, costs, svm.epochs, svm.learning_rate)
     row = {
         "epochs": svm.epochs,
         "train_accuracy": float((predict(fit.w, fit.b, split.X_train) == split.y_train).mean()),
         "test_accuracy": float((predict(fit.w, fit.b, split.X_test) == split.y_test).mean()),
-        "objective": float(objective[-1]),
+        "objective": float(fit.objective[-1]),
         "b": float(fit.b),
-        **{f"w_{i}": float(v) for i, v in enumerate(fit.w)},
     }
+    if fit.w.size <= ROW_WEIGHTS:
+        row |= {f"w_{i}": float(v) for i, v in enumerate(fit.w)}
+    else:  # thousands of columns help no one: the weights are in params.npz and the model
+        row |= {"n_weights": int(fit.w.size), "w_norm": float(np.linalg.norm(fit.w))}
     ctx.files.save_params(w=fit.w, b=np.float64(fit.b))
     save_model(ctx.files, linear_svm(config.svm, fit, split))
     ctx.log.info(
@@ -149,12 +223,36 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         row["objective"],
     )
     artifacts = {
-        "objective": objective,
-        "test_accuracy": _accuracy_path(fit, split.X_test, split.y_test),
-        "train_accuracy": _accuracy_path(fit, split.X_train, split.y_train),
+        "objective": fit.objective,
+        "test_accuracy": fit.test_accuracy,
+        "train_accuracy": fit.train_accuracy,
         "label_mapping": split.label_mapping,
     }
     return CellOutput([row], artifacts)
+
+
+def preflight(cells: list[Cell]) -> None:
+    """Load each distinct dataset once (a data problem stops the run before a folder
+    exists) and check each cell's estimated footprint against the memory limit."""
+    splits: dict[tuple, BinarySplit] = {}
+    for cell in cells:
+        d = cell.config.data
+        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
+        if key not in splits:
+            splits[key] = load_binary_data(d, cell.config.seed)
+        split, epochs = splits[key], cell.config.svm.epochs
+        which = f"svm-primal cell {cell.id}" if len(cells) > 1 else "svm-primal"
+        check_memory(
+            f"{which} ({epochs:,} epochs on {split.n_features:,} features)",
+            primal_bytes(epochs, split.n_features, len(split.y_train), len(split.y_test)),
+            "use fewer svm.epochs",
+        )
+
+
+def _weights_text(row: dict) -> str:
+    if "w_norm" in row:
+        return f"||w|| = {row['w_norm']:.4f} ({row['n_weights']:,} weights: params.npz)"
+    return "[" + ", ".join(f"{v:+.4f}" for k, v in row.items() if k.startswith("w_")) + "]"
 
 
 def _title(config: dict, setting: str) -> str:
@@ -174,9 +272,7 @@ def _table(title: str, results: list[CellResult]) -> Table:
             percent(r.row["test_accuracy"]) if r.ok else "",
             number(r.row["objective"], 6) if r.ok else "",
             f"{r.row['b']:+.4f}" if r.ok else "",
-            "[" + ", ".join(f"{v:+.4f}" for k, v in r.row.items() if k.startswith("w_")) + "]"
-            if r.ok
-            else r.error[:60],
+            _weights_text(r.row) if r.ok else r.error[:60],
         ]
         for r in results
     ]
@@ -203,6 +299,8 @@ def report(ctx: ReportContext) -> Report:
             [r.row["epochs"] for r in done],
             title,
         )
+        if any("w_norm" in r.row for r in done):
+            continue  # a bar per weight is drawn for up to ROW_WEIGHTS features
         ctx.save_figure(
             f"weights{suffix}",
             weight_bars,
@@ -283,5 +381,5 @@ EXPERIMENT = Experiment(
     schema=SvmPrimalConfig,
     run_cell=run_cell,
     report=report,
-    preflight=verify_datasets,
+    preflight=preflight,
 )

@@ -6,6 +6,11 @@ layers have no bias: batch norm subtracts the batch mean, so such a bias has gra
 and beta does its job. Parameters live in one dict
 (``W1, b1, gamma1, beta1, ..., W{L}, b{L}``) that an optimizer walks; batch-norm running
 statistics live apart, in ``running``.
+
+Footprint: :func:`parameter_count` and :func:`activation_bytes` estimate a network from its
+sizes; ``MLP.create`` checks the weights against the memory limit before allocating them
+(a first layer of a million inputs is 64 million weights per 64 hidden units), and the
+trainer checks what training adds (:func:`kernelnet.nn.trainer.training_bytes`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernelnet.footprint import check_memory
 from kernelnet.nn import layers
 from kernelnet.nn.layers import ACTIVATIONS, RunningStats
 from kernelnet.nn.losses import LOSSES
 
 INITS = ("normal", "he", "xavier")
+EVAL_BATCH = 2000  # rows scored at once in eval mode (MLP.scores)
+
+
+def parameter_count(input_dim: int, hidden: list[int], n_classes: int) -> int:
+    """Weights and biases of an MLP with these sizes (with batch norm, a hidden layer has
+    gamma and beta instead of a bias: one more number per hidden unit, not counted)."""
+    sizes = [input_dim, *hidden, n_classes]
+    return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+
+
+def activation_bytes(
+    input_dim: int, hidden: list[int], n_classes: int, batch: int, n: int, itemsize: int = 8
+) -> int:
+    """Memory of one training step's data and activations for ``batch`` rows: the batch,
+    and per layer the affine output, the activation and the caches and gradients kept for
+    the backward pass (about four arrays of the layer's width), and of eval-mode scoring
+    of ``n`` rows (EVAL_BATCH at a time)."""
+    widths = 4 * sum(hidden) + 2 * n_classes
+    return itemsize * (batch * (input_dim + widths) + min(n, EVAL_BATCH) * widths)
+
+
+def describe(input_dim: int, hidden: list[int], n_classes: int) -> str:
+    """``a network of 64,000,192 parameters (1,000,000 inputs, hidden [64])``."""
+    count = parameter_count(input_dim, hidden, n_classes)
+    return f"a network of {count:,} parameters ({input_dim:,} inputs, hidden {list(hidden)})"
 
 
 @dataclass
@@ -54,15 +85,25 @@ class MLP:
                 f"unknown activation {model.activation!r}; valid: {', '.join(ACTIVATIONS)}"
             )
         sizes = [input_dim, *hidden, n_classes]
+        itemsize = np.dtype(dtype).itemsize
+        largest = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        # the weights, and the float64 draw of the largest layer on its way to ``dtype``
+        needed = itemsize * parameter_count(input_dim, hidden, n_classes) + 8 * largest
+        check_memory(
+            describe(input_dim, hidden, n_classes) + f" in {np.dtype(dtype).name}",
+            needed,
+            "use data with fewer features or fewer hidden units",
+        )
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             scale = {
                 "normal": weight_scale,
                 "he": np.sqrt(2 / fan_in),
                 "xavier": np.sqrt(1 / fan_in),
             }[init]
-            model.params[f"W{index}"] = (scale * rng.standard_normal((fan_in, fan_out))).astype(
-                dtype
-            )
+            # scaled in place: one float64 draw alive, not three (the same numbers)
+            weights = rng.standard_normal((fan_in, fan_out))
+            weights *= scale
+            model.params[f"W{index}"] = weights.astype(dtype, copy=False)
             if model.batchnorm and index < len(sizes) - 1:
                 model.params[f"gamma{index}"] = np.ones(fan_out, dtype=dtype)
                 model.params[f"beta{index}"] = np.zeros(fan_out, dtype=dtype)

@@ -11,12 +11,24 @@ G = [-I; I] (sparse), h = [0; C], A = y', b = 0.
 The decision function is f(x) = sum_{i in SV} alpha_i y_i k(x_i, x) + bias. The bias is
 the mean of y_i - sum_j alpha_j y_j K_ij over the free support vectors
 (tol*C_i < alpha_i < C_i - tol*C_i); with none free, libsvm's midpoint rule.
+
+Footprint. cvxopt's interior point is dense: it holds n x n matrices and factors one each
+iteration, O(n^3) time. A cvxopt solve is estimated before the Gram matrix is formed and
+refused, with one line, when it needs more memory than the limit
+(:mod:`kernelnet.footprint`) or more than ``CVXOPT_MAX_N`` samples (minutes of work;
+``KERNELNET_CVXOPT_MAX_N`` raises the bound). An explicit ``solver="cvxopt"`` is never
+swapped for another solver behind the user's back (scikit-learn and libsvm do what their
+parameters say or raise); ``solver="auto"`` is the choice that reroutes: to SMO beyond
+``AUTO_CVXOPT_MAX_N`` samples or beyond cvxopt's bounds (:func:`auto_solver`). The kernel
+values against the support vectors (fit's bias, ``decision_function``) are computed in row
+blocks of bounded size, never as one (n, n_support) matrix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +38,8 @@ import cvxopt.solvers
 import numpy as np
 
 from kernelnet.data.validation import binary_labels, check_n_features, check_X_y
-from kernelnet.errors import CellFailed
+from kernelnet.errors import CellFailed, ConfigError, ResourceError
+from kernelnet.footprint import check_memory, human, memory_limit
 from kernelnet.kernels import Kernel
 from kernelnet.svm.smo import KernelRows, smo
 
@@ -41,7 +54,100 @@ class SolverError(CellFailed):
 
 SOLVERS = ("cvxopt", "smo", "auto")
 AUTO_CVXOPT_MAX_N = 1000  # auto: cvxopt (the reference method) up to here, SMO beyond
+CVXOPT_INSTEAD = (
+    "use solver='smo' (libsvm's method, kernel rows on demand; solver='auto' takes it "
+    "beyond 1,000 samples) or fewer samples"
+)
 FALLBACKS = ("smo", "none")
+
+# What a cvxopt solve of n samples costs, measured on the development machine (cvxopt 1.3.3,
+# one BLAS thread, RBF on 2-D points, BinaryKernelSVM.fit in a child process; peak RSS over
+# the process before the fit): for n = 1,000 / 2,000 / 3,000 / 4,000 / 6,000, 38 / 132 /
+# 219 / 382 / 845 MB, i.e. 4.95 / 4.31 / 3.19 / 3.13 / 3.08 times the 8 n^2 bytes of one
+# n x n float64 matrix (the Gram matrix K, cvxopt's copy of P = (y y') * K and the KKT
+# matrix it factors; the fixed part counts for more at small n), in 0.38 / 1.9 / 6.0 /
+# 13.6 / 77 s for 13-16 iterations: about 2.2e-11 n^3 s per iteration at the larger n.
+CVXOPT_MATRICES = 3.2  # n x n float64 matrices alive at the peak
+CVXOPT_FIXED_BYTES = 8 * 2**20
+CVXOPT_SECONDS_PER_N3 = 2.2e-11  # per iteration
+CVXOPT_ITERATIONS = 15  # typical for these problems (the cap, maxiters, is 200)
+CVXOPT_MAX_N = 5000  # about 40 s on one core; beyond it a fit takes minutes
+CVXOPT_MAX_N_ENV = "KERNELNET_CVXOPT_MAX_N"
+# Kernel values against the support vectors are evaluated this many bytes at a time (the
+# kernel's own temporaries are about three times the block).
+KERNEL_BLOCK_BYTES = 64 * 2**20
+KERNEL_TEMPORARIES = 3
+
+
+def cvxopt_bytes(n: int) -> float:
+    """Estimated peak memory of a cvxopt fit on ``n`` samples (the Gram matrix included)."""
+    return CVXOPT_MATRICES * 8.0 * n * n + CVXOPT_FIXED_BYTES
+
+
+def cvxopt_seconds(n: int) -> float:
+    """Rough duration of a cvxopt fit on ``n`` samples on one core."""
+    return CVXOPT_ITERATIONS * CVXOPT_SECONDS_PER_N3 * float(n) ** 3
+
+
+def cvxopt_max_n() -> int:
+    """The most samples a cvxopt fit takes: ``KERNELNET_CVXOPT_MAX_N`` if set, else
+    CVXOPT_MAX_N. Read where it is used, never stored."""
+    text = os.environ.get(CVXOPT_MAX_N_ENV, "").strip()
+    if not text:
+        return CVXOPT_MAX_N
+    if not text.isdigit() or not 0 < int(text) < 10**9:
+        raise ConfigError(f"{CVXOPT_MAX_N_ENV}={text!r}: expected a number of samples")
+    return int(text)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.0f} hours"
+
+
+def check_cvxopt(n: int, instead: str, where: str = "") -> None:
+    """Refuse a cvxopt solve of ``n`` samples that needs more memory than the limit or
+    more samples than :func:`cvxopt_max_n` (ResourceError, one line); ``instead`` says
+    what to do ("use solver='smo'"), ``where`` prefixes the line ("kernel-table cell x: ")."""
+    check_memory(f"{where}solver cvxopt on {n:,} samples", cvxopt_bytes(n), instead)
+    bound = cvxopt_max_n()
+    if n > bound:
+        raise ResourceError(
+            f"{where}solver cvxopt on {n:,} samples would take roughly "
+            f"{_duration(cvxopt_seconds(n))} and {human(cvxopt_bytes(n))} (a dense interior "
+            f"point, O(n^3) per iteration; the bound is {bound:,} samples); {instead}, or "
+            f"raise the bound ({CVXOPT_MAX_N_ENV}=...)"
+        )
+
+
+def auto_solver(n: int) -> str:
+    """``solver="auto"``: cvxopt (the reference method) up to AUTO_CVXOPT_MAX_N samples
+    while within its bounds (samples, memory), SMO otherwise: never a refusal."""
+    fits = n <= min(AUTO_CVXOPT_MAX_N, cvxopt_max_n()) and cvxopt_bytes(n) <= memory_limit()
+    return "cvxopt" if fits else "smo"
+
+
+def kernel_block_rows(m: int) -> int:
+    """Rows of a kernel block against ``m`` points evaluated at once."""
+    return max(1, KERNEL_BLOCK_BYTES // (8 * max(1, m)))
+
+
+def kernel_dot_bytes(n: int, m: int) -> float:
+    """Estimated peak memory of :func:`kernel_dot` for (n, d) against (m, d) points."""
+    return 8.0 * (KERNEL_TEMPORARIES * min(n, kernel_block_rows(m)) * m + 2 * n)
+
+
+def kernel_dot(kernel: Kernel, X: np.ndarray, Y: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``kernel(X, Y) @ coef`` (n,) for ``X`` (n, d), ``Y`` (m, d), ``coef`` (m,), evaluated
+    in row blocks of at most KERNEL_BLOCK_BYTES (one block, the plain product, when the
+    whole matrix fits in one)."""
+    rows = kernel_block_rows(len(Y))
+    if rows >= len(X):
+        return kernel(X, Y) @ coef
+    return np.concatenate([kernel(X[s : s + rows], Y) @ coef for s in range(0, len(X), rows)])
 
 
 @dataclass(frozen=True)
@@ -158,6 +264,7 @@ def solve_dual(
         raise ValueError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
     attempts: list[tuple[QPResult, str]] = []
     if solver == "cvxopt":
+        check_cvxopt(len(y), CVXOPT_INSTEAD)
         K = np.asarray(K, dtype=np.float64)
         opts = {"show_progress": False, **DEFAULT_QP_OPTIONS, **(options or {})}
         for ridge in (0.0, retry_ridge):
@@ -263,13 +370,14 @@ class BinaryKernelSVM:
         self.classes_ = np.unique(y_original)
         costs = self.sample_costs(y_original)
         started = time.perf_counter()
-        solver = self.solver
-        if solver == "auto":
-            solver = "cvxopt" if len(X) <= AUTO_CVXOPT_MAX_N else "smo"
+        solver = auto_solver(len(X)) if self.solver == "auto" else self.solver
+        if self.solver == "auto" and solver == "smo" and len(X) <= AUTO_CVXOPT_MAX_N:
+            log.info("solver auto: SMO for %d samples (over cvxopt's bounds)", len(X))
         if solver == "smo":
             # rows on demand: never form the n x n Gram matrix
             gram: np.ndarray | KernelRows = KernelRows(self.kernel, X, cache_mb=self.cache_mb)
         else:
+            check_cvxopt(len(X), CVXOPT_INSTEAD)  # before the n x n Gram matrix is formed
             gram = self.kernel(X)
         result = solve_dual(
             gram,
@@ -282,8 +390,11 @@ class BinaryKernelSVM:
         )
         alpha = result.alpha
         support = np.flatnonzero(alpha > self.support_tol * costs)
-        K_support = gram[:, support] if isinstance(gram, np.ndarray) else self.kernel(X, X[support])
-        f_without_bias = K_support @ (alpha[support] * y_pm[support])
+        coef = alpha[support] * y_pm[support]
+        if isinstance(gram, np.ndarray):
+            f_without_bias = gram[:, support] @ coef
+        else:
+            f_without_bias = kernel_dot(self.kernel, X, X[support], coef)
         self.bias_, self.n_free_ = fit_bias(alpha, y_pm, f_without_bias, costs, self.support_tol)
         self.fit_seconds_ = time.perf_counter() - started
         self.support_ = support
@@ -296,7 +407,7 @@ class BinaryKernelSVM:
 
     def decision_function(self, X: Any) -> np.ndarray:
         X = check_n_features(X, self.n_features_in_)
-        return self.kernel(X, self.support_vectors_) @ self.dual_coef_ + self.bias_
+        return kernel_dot(self.kernel, X, self.support_vectors_, self.dual_coef_) + self.bias_
 
     def predict(self, X: Any) -> np.ndarray:
         """Original labels: the +1 class where f(x) > 0."""

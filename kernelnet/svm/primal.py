@@ -18,9 +18,13 @@ E_B = |B|/n * 1/2 ||w||^2 + sum_{i in B} C_i hinge_i, whose sum over an epoch is
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from kernelnet.footprint import check_memory
 
 SCHEDULES = ("constant", "inverse", "exponential")
 
@@ -63,12 +67,13 @@ def predict(w: np.ndarray, b: float, X: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PrimalFit:
-    """The trained parameters and their trajectory (row e = after e epochs, row 0 = start)."""
+    """The trained parameters and their trajectory (row e = after e epochs, row 0 = start),
+    or None for the trajectory when it was not kept (``history=False``)."""
 
     w: np.ndarray  # (d,)
     b: float
-    w_history: np.ndarray  # (epochs + 1, d)
-    b_history: np.ndarray  # (epochs + 1,)
+    w_history: np.ndarray | None  # (epochs + 1, d)
+    b_history: np.ndarray | None  # (epochs + 1,)
 
 
 def learning_rate_at(lr0: float, schedule: str, decay: float, epoch: int) -> float:
@@ -82,7 +87,7 @@ def learning_rate_at(lr0: float, schedule: str, decay: float, epoch: int) -> flo
     raise ValueError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
 
 
-def fit_gradient_descent(
+def descent_path(
     X: np.ndarray,
     y: np.ndarray,
     C: float | np.ndarray,
@@ -93,15 +98,19 @@ def fit_gradient_descent(
     schedule: str = "constant",
     decay: float = 0.0,
     rng: np.random.Generator | None = None,
-) -> PrimalFit:
-    """Train from w = 0, b = 0. ``batch_size=None`` is full-batch (the exact rule above);
-    otherwise minibatches of that size in an order drawn from ``rng`` each epoch."""
+) -> Iterator[tuple[np.ndarray, float]]:
+    """``(w, b)`` at the start (w = 0, b = 0) and after each epoch: ``epochs + 1`` pairs,
+    each ``w`` (d,) a new array. ``batch_size=None`` is full-batch (the exact rule above);
+    otherwise minibatches of that size in an order drawn from ``rng`` each epoch.
+
+    A generator, so that whoever follows the trajectory (the objective after every epoch)
+    keeps only what it needs: memory O(d), whatever the number of epochs."""
     n, d = X.shape
     costs = _costs(C, n)
     if batch_size is not None and rng is None:
         raise ValueError("stochastic training needs a numpy.random.Generator")
     w, b = np.zeros(d), 0.0
-    w_history, b_history = np.zeros((epochs + 1, d)), np.zeros(epochs + 1)
+    yield w, b
     for epoch in range(epochs):
         lr = learning_rate_at(learning_rate, schedule, decay, epoch)
         if batch_size is None:
@@ -115,5 +124,51 @@ def fit_gradient_descent(
                     w, b, X[batch], y[batch], costs[batch], weight_scale=batch.size / n
                 )
                 w, b = w - lr * grad_w, b - lr * grad_b
-        w_history[epoch + 1], b_history[epoch + 1] = w, b
+        yield w, b
+
+
+def history_bytes(epochs: int, d: int) -> int:
+    """What ``fit_gradient_descent(history=True)`` keeps: (epochs + 1) x (d + 1) float64."""
+    return 8 * (epochs + 1) * (d + 1)
+
+
+def fit_gradient_descent(
+    X: np.ndarray,
+    y: np.ndarray,
+    C: float | np.ndarray,
+    learning_rate: float,
+    epochs: int,
+    *,
+    batch_size: int | None = None,
+    schedule: str = "constant",
+    decay: float = 0.0,
+    rng: np.random.Generator | None = None,
+    history: bool = True,
+) -> PrimalFit:
+    """Train from w = 0, b = 0 (see :func:`descent_path`). ``history`` keeps every epoch's
+    (w, b), an (epochs + 1, d) matrix whose size is checked against the memory limit
+    first; without it only the final parameters are kept."""
+    d = X.shape[1]
+    path = descent_path(
+        X,
+        y,
+        C,
+        learning_rate,
+        epochs,
+        batch_size=batch_size,
+        schedule=schedule,
+        decay=decay,
+        rng=rng,
+    )
+    if not history:
+        w, b = deque(path, maxlen=1)[0]  # the last pair: nothing else is kept
+        return PrimalFit(w, b, None, None)
+    check_memory(
+        f"the weight history of {epochs:,} epochs x {d:,} features",
+        history_bytes(epochs, d),
+        "train with history=False (only the final weights), or fewer epochs",
+    )
+    w_history, b_history = np.zeros((epochs + 1, d)), np.zeros(epochs + 1)
+    for epoch, (w, b) in enumerate(path):
+        w_history[epoch], b_history[epoch] = w, b
     return PrimalFit(w, b, w_history, b_history)

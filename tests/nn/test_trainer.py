@@ -66,22 +66,6 @@ def test_json_files_say_which_values_were_not_finite(tmp_path):
     assert data["non_finite_values"] == {"a.b": "nan", "c[1]": "-inf"}
 
 
-class Folder:
-    """A stand-in for a cell's file writer."""
-
-    def __init__(self, path: Path):
-        self.run, self.cell = RunDir(path), "cell"
-
-    def path(self, name):
-        return self.run.file(name)
-
-    def save_npz(self, name, **arrays):
-        return self.run.save_npz(name, **arrays)
-
-    def write_json(self, name, data):
-        return self.run.write_json(name, data)
-
-
 def _classifier(tmp_path, epochs, seed=3):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(300, 20)).astype(np.float32)
@@ -90,7 +74,7 @@ def _classifier(tmp_path, epochs, seed=3):
     settings = TrainSettings(epochs=epochs, batch_size=32, lr_decay=0.9)
     history = train_classifier(
         model, Adam(lr=1e-2), X, y, X[:60], y[:60], settings, rng, 50,
-        checkpoints=Folder(tmp_path), fingerprint="f",
+        checkpoints=RunDir(tmp_path).cell_files("cell"), fingerprint="f",
     )  # fmt: skip
     return model, history
 
@@ -99,7 +83,8 @@ def test_a_checkpoint_continues_to_exactly_the_uninterrupted_numbers(tmp_path):
     whole_model, whole = _classifier(tmp_path / "whole", 6)
     (tmp_path / "parts").mkdir()
     _classifier(tmp_path / "parts", 3)  # stops after epoch 3, leaving its checkpoint
-    assert json.loads((tmp_path / "parts" / CHECKPOINT).read_text())["rows"][-1]["epoch"] == 3
+    saved = tmp_path / "parts" / "cells" / "cell" / CHECKPOINT
+    assert json.loads(saved.read_text())["rows"][-1]["epoch"] == 3
     model, history = _classifier(tmp_path / "parts", 6)  # same seed: continues from epoch 3
     assert history.resumed_from == 3
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in history.rows]
@@ -112,9 +97,10 @@ def test_a_checkpoint_continues_to_exactly_the_uninterrupted_numbers(tmp_path):
 def test_a_foreign_or_damaged_checkpoint_is_ignored(tmp_path):
     (tmp_path / "a").mkdir()
     _classifier(tmp_path / "a", 2)
-    document = json.loads((tmp_path / "a" / CHECKPOINT).read_text())
+    saved = tmp_path / "a" / "cells" / "cell" / CHECKPOINT
+    document = json.loads(saved.read_text())
     document["token"] = "0" * 16  # no longer matches its arrays
-    (tmp_path / "a" / CHECKPOINT).write_text(json.dumps(document))
+    saved.write_text(json.dumps(document))
     _, history = _classifier(tmp_path / "a", 2)
     assert history.resumed_from == 0
 
