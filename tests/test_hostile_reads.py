@@ -182,6 +182,17 @@ def test_json_depth_ignores_brackets_inside_strings():
     assert safe_read.json_depth(b"[" * 65 + b"]" * 65) == 65
 
 
+def test_json_is_read_to_64_levels_and_refused_beyond():
+    nested: list = []
+    for _ in range(63):
+        nested = [nested]
+    assert safe_read.parse_json(b"[" * 64 + b"]" * 64, "f") == nested
+    with pytest.raises(ValueError, match="nested 65 deep"):
+        safe_read.parse_json(b"[" * 65 + b"]" * 65, "f")
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        safe_read.parse_json(b'{"a": NaN}', "f")
+
+
 def test_npz_round_trip_matches_numpy_for_every_kind_of_array(tmp_path):
     arrays = {
         "f": np.arange(12.0).reshape(3, 4),
