@@ -279,7 +279,7 @@ def test_svm_primal_refuses_curves_over_the_limit(tmp_path):
         "svm-primal", "--epochs", "1000000000", "--runs-dir", tmp_path,
         env={"KERNELNET_MEMORY_LIMIT": "1G"},
     )  # fmt: skip
-    refused(done, "svm-primal (1,000,000,000 epochs on 4 features) needs about", "fewer svm.epochs")
+    refused(done, "svm-primal: 1,000,000,000 epochs on 4 features needs about", "fewer svm.epochs")
     assert not (tmp_path / "svm-primal").exists()
 
 

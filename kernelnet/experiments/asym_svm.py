@@ -20,7 +20,6 @@ from kernelnet.config import Cell, format_value, param
 from kernelnet.data.registry import (
     DATASET_HELP,
     TOY2D,
-    BinarySplit,
     DataFileOptions,
     load_binary_data,
 )
@@ -32,8 +31,10 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    each_cell_data,
     figure_suffix,
     group_cells,
+    where,
 )
 from kernelnet.experiments.kernel_table import CVXOPT_INSTEAD
 from kernelnet.experiments.svm_sections import (
@@ -130,15 +131,9 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
 def preflight(cells: list[Cell]) -> None:
     """Load each distinct dataset once (a data problem stops the run before a folder
     exists) and refuse a cell whose cvxopt solve is over its bounds."""
-    splits: dict[tuple, BinarySplit] = {}
-    for cell in cells:
-        d = cell.config.data
-        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key not in splits:
-            splits[key] = load_binary_data(d, cell.config.seed)
+    for cell, split in each_cell_data(cells, load_binary_data):
         if cell.config.solver.name == "cvxopt":  # auto takes SMO beyond cvxopt's bounds
-            where = f"asym-svm cell {cell.id}: " if len(cells) > 1 else "asym-svm: "
-            check_cvxopt(len(splits[key].y_train), CVXOPT_INSTEAD, where)
+            check_cvxopt(len(split.y_train), CVXOPT_INSTEAD, where("asym-svm", cell, cells))
 
 
 WITHIN = ("dataset", "ratio")  # the axes a table and its figure lay out themselves

@@ -13,7 +13,7 @@ completed cells.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,14 +174,26 @@ def _no_preflight(cells: list[Cell]) -> None:
     return None
 
 
-def _each_dataset(cells: list[Cell], load: Callable[[Any, Any], Any]) -> None:
-    seen = set()
+def each_cell_data(cells: list[Cell], load: Callable[[Any, Any], Any]) -> Iterator[tuple]:
+    """``(cell, load(cell.config.data, seed))`` for every cell, each distinct dataset (and
+    split) loaded once: what a preflight checks before a run folder exists."""
+    loaded: dict[tuple, Any] = {}
     for cell in cells:
         d = cell.config.data
         key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key not in seen:
-            seen.add(key)
-            load(d, cell.config.seed)
+        if key not in loaded:
+            loaded[key] = load(d, cell.config.seed)
+        yield cell, loaded[key]
+
+
+def where(experiment: str, cell: Cell, cells: list[Cell]) -> str:
+    """How a preflight line names the cell: ``"mlp cell hidden=64: "``, or ``"mlp: "``."""
+    return f"{experiment} cell {cell.id}: " if len(cells) > 1 else f"{experiment}: "
+
+
+def _each_dataset(cells: list[Cell], load: Callable[[Any, Any], Any]) -> None:
+    for _ in each_cell_data(cells, load):
+        pass
 
 
 def verify_datasets(cells: list[Cell]) -> None:

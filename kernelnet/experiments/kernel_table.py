@@ -35,8 +35,10 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    each_cell_data,
     figure_suffix,
     group_cells,
+    where,
 )
 from kernelnet.experiments.svm_sections import (
     KernelSection,
@@ -101,22 +103,16 @@ def preflight(cells: list[Cell]) -> None:
     """Load each distinct dataset once (a data problem stops the run before a folder
     exists), then check each cell's footprint: the PSD check's Gram matrix, and a cvxopt
     solve of its largest pair of classes."""
-    splits: dict[tuple, LabelledSplit] = {}
-    for cell in cells:
-        d = cell.config.data
-        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key not in splits:
-            splits[key] = load_labelled(d, cell.config.seed)
-        split = splits[key]
-        where = f"kernel-table cell {cell.id}: " if len(cells) > 1 else "kernel-table: "
+    for cell, split in each_cell_data(cells, load_labelled):
+        named = where("kernel-table", cell, cells)
         m = min(len(split.y_train), PSD_MAX_N)
         check_memory(
-            f"{where}the PSD check's {m:,} x {m:,} Gram matrix",
+            f"{named}the PSD check's {m:,} x {m:,} Gram matrix",
             PSD_MATRICES * 8.0 * m * m,
             "use a smaller data file",
         )
         if cell.config.solver.name == "cvxopt":
-            check_cvxopt(_largest_pair(split.y_train), CVXOPT_INSTEAD, where)
+            check_cvxopt(_largest_pair(split.y_train), CVXOPT_INSTEAD, named)
 
 
 def _psd_points(X: np.ndarray, ctx: CellContext) -> np.ndarray:

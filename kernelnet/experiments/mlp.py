@@ -22,6 +22,8 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    each_cell_data,
+    where,
 )
 from kernelnet.experiments.mnist import training_curves
 from kernelnet.footprint import check_memory
@@ -116,17 +118,11 @@ def cell_bytes(config: MlpConfig, split: LabelledSplit) -> float:
 def preflight(cells: list[Cell]) -> None:
     """Load each distinct dataset once (a data problem stops the run before a folder
     exists) and refuse a cell whose estimated memory is over the limit."""
-    splits: dict[tuple, LabelledSplit] = {}
-    for cell in cells:
-        d = cell.config.data
-        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key not in splits:
-            splits[key] = load_labelled(d, cell.config.seed)
-        split, config = splits[key], cell.config
-        where = f"mlp cell {cell.id}: " if len(cells) > 1 else "mlp: "
+    for cell, split in each_cell_data(cells, load_labelled):
+        config = cell.config
         network = describe(split.n_features, config.model.hidden, split.classes.size)
         check_memory(
-            f"{where}{network} trained with {config.train.optimizer}",
+            f"{where('mlp', cell, cells)}{network} trained with {config.train.optimizer}",
             cell_bytes(config, split),
             "use data with fewer features, fewer units in model.hidden, or train.optimizer=sgd",
         )

@@ -12,7 +12,6 @@ from kernelnet import plotting
 from kernelnet.config import Cell, format_value, param
 from kernelnet.data.registry import (
     DATASET_HELP,
-    BinarySplit,
     DataFileOptions,
     load_binary_data,
 )
@@ -26,8 +25,10 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    each_cell_data,
     figure_suffix,
     group_cells,
+    where,
 )
 from kernelnet.footprint import check_memory
 from kernelnet.model_io import save_model
@@ -234,16 +235,10 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
 def preflight(cells: list[Cell]) -> None:
     """Load each distinct dataset once (a data problem stops the run before a folder
     exists) and check each cell's estimated footprint against the memory limit."""
-    splits: dict[tuple, BinarySplit] = {}
-    for cell in cells:
-        d = cell.config.data
-        key = (d.dataset, d.label_column, d.test_path, d.test_fraction, cell.config.seed)
-        if key not in splits:
-            splits[key] = load_binary_data(d, cell.config.seed)
-        split, epochs = splits[key], cell.config.svm.epochs
-        which = f"svm-primal cell {cell.id}" if len(cells) > 1 else "svm-primal"
+    for cell, split in each_cell_data(cells, load_binary_data):
+        epochs = cell.config.svm.epochs
         check_memory(
-            f"{which} ({epochs:,} epochs on {split.n_features:,} features)",
+            f"{where('svm-primal', cell, cells)}{epochs:,} epochs on {split.n_features:,} features",
             primal_bytes(epochs, split.n_features, len(split.y_train), len(split.y_test)),
             "use fewer svm.epochs",
         )
