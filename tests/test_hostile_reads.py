@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import threading
 import zipfile
 
 import numpy as np
@@ -22,18 +20,7 @@ import kernelnet
 from kernelnet import safe_read
 from kernelnet.errors import ModelError
 from kernelnet.runs import RunDir, RunFolderError
-
-TIMEOUT = 60
-
-
-def kernelnet_cli(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "kernelnet", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ, **(env or {})},
-    )
+from tests.helpers import kernelnet_cli, one_line, within_deadline
 
 
 def cli(*args, env=None):
@@ -47,34 +34,6 @@ def cli(*args, env=None):
         lambda: CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
     )
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def one_line(done, code, *fragments):
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    for fragment in fragments:
-        assert fragment in done.stderr, (fragment, done.stderr)
-
-
-def within_deadline(call, seconds=TIMEOUT):
-    """``call()``'s result or exception, failing the test if it has not returned in time."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"{call} did not return within {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 @pytest.fixture(scope="module")

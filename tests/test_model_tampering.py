@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import kernelnet
 from kernelnet.errors import ModelError
 from kernelnet.model_io import MODEL, MODEL_ARRAYS, load_model, save_model
 from kernelnet.runs import RunDir
+from tests.helpers import within_deadline
 
 ESTIMATORS = ["KernelSVM", "LinearSVM", "MLPClassifier", "KNeighborsClassifier"]
 FITTED = {
@@ -65,25 +65,6 @@ def copy_of(pristine, tmp_path):
         return run / "cells" / name
 
     return make
-
-
-def within_deadline(call, seconds=60):
-    """``call()``'s exception or result; a hang fails the test instead of the suite."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"{call} did not return within {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 # --- ways to tamper -------------------------------------------------------------------------

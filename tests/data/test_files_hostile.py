@@ -16,7 +16,6 @@ import re
 import struct
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 import zipfile
@@ -32,6 +31,7 @@ from kernelnet.data.mnist import load_mnist
 from kernelnet.data.registry import DataFileOptions, load_binary, load_labelled
 from kernelnet.data.validation import classes_of
 from kernelnet.errors import DataError, ResourceError
+from tests.helpers import within_deadline
 
 TIMEOUT = 60
 BIG = ("0", "10000000000000000000", "20000000000000000000")
@@ -53,25 +53,6 @@ def refused(done, tmp_path, *fragments):
     for fragment in fragments:
         assert fragment in done.stderr, (fragment, done.stderr)
     assert not (tmp_path / "runs").exists()
-
-
-def within_deadline(call, seconds=TIMEOUT):
-    """``call()``'s result, or the exception it raised; fails the test if it hangs."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def load(path, **options):

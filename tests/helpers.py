@@ -1,0 +1,52 @@
+"""What the hostile-input tests share: the command line as a real process with a timeout,
+a call in a thread with a deadline (a hang fails the test instead of hanging the suite),
+and the one-line contract of a refusal."""
+
+import os
+import subprocess
+import sys
+import threading
+
+TIMEOUT = 60
+
+
+def kernelnet_cli(*args, env=None, timeout=TIMEOUT, cwd=None):
+    """``kernelnet ARGS`` in a new interpreter, BLAS on one thread."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernelnet", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})},
+    )
+
+
+def one_line(done, code, *fragments):
+    """Exit ``code`` with exactly one line on stderr holding every fragment, no traceback."""
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr, (fragment, done.stderr)
+
+
+def within_deadline(call, seconds=TIMEOUT):
+    """``call()``'s result, or the exception it raised; fails the test if it has not
+    returned within ``seconds``."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{call} did not return within {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
