@@ -1,0 +1,1 @@
+"""The assignments kernelnet ships, as strict YAML specs (read by kernelnet.grading.spec)."""

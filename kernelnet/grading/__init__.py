@@ -1,0 +1,1 @@
+"""Grading student submissions against kernelnet's references (issue 19)."""
