@@ -38,7 +38,7 @@ from kernelnet.errors import ConfigError, Diverged, KernelnetError
 from kernelnet.experiments.base import CellContext, CellResult, Experiment
 from kernelnet.footprint import memory_limit
 from kernelnet.runs import RunDir
-from kernelnet.safe_read import read_bytes
+from kernelnet.safe_read import inside, read_bytes
 from kernelnet.seeding import cell_rng
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,11 @@ def run_cell(
         log.error("cell %s failed: %s", cell.id, exc)
         fields = getattr(exc, "fields", {})
         return CellResult(cell, "failed", [dict(fields)], error=str(exc))
+    except OSError as exc:
+        if exc.filename and inside(Path(exc.filename), run.path):
+            raise  # the run folder cannot be written: the runner says so, once, for the run
+        log.error("cell %s crashed: %s: %s", cell.id, type(exc).__name__, exc, exc_info=True)
+        return _crashed(cell, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug in one cell must not lose the rest of the grid
         log.error("cell %s crashed: %s: %s", cell.id, type(exc).__name__, exc, exc_info=True)
         return _crashed(cell, f"{type(exc).__name__}: {exc}")

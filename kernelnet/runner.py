@@ -9,15 +9,22 @@ its cell and swept values), metrics.md and summary.json -> the experiment's repo
 can fail without losing anything -> final status. SIGINT and SIGTERM mark the run
 ``interrupted``. ``--resume`` reopens a folder, checks the config hash, and runs only the
 cells not stored as complete.
+
+A run's log.txt holds that run's lines only, whatever runs beside it in other threads (see
+:class:`RunLog`). What ends a run (interrupted, the folder cannot be written, a bug, a
+report that raised) is written to log.txt alone, with its traceback: the caller says it in
+one line (the command line's error line, the exception the Python API raises).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import io
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -25,9 +32,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
-from kernelnet import blas, cell_store
+from kernelnet import blas, cell_store, safe_write
 from kernelnet.config import (
     Cell,
     RawConfig,
@@ -76,9 +83,25 @@ class RunOutcome:
         return [r for r in self.results if not r.ok]
 
 
+def named_experiment(raw: RawConfig) -> str | None:
+    """The config's ``experiment:`` value, None when it names none; a config error at the
+    key when it is not a name (a list, a mapping, a number)."""
+    named = raw.values.get("experiment")
+    if named is None or isinstance(named, str):
+        return named
+    from kernelnet.experiments import REGISTRY  # imported here: it loads every experiment
+
+    got = {list: "a list", dict: "a mapping", bool: "true/false"}.get(type(named), repr(named))
+    raise config_error(
+        raw.locations.get("experiment"),
+        "experiment",
+        f"must be an experiment name, one of {', '.join(REGISTRY)} (got {got})",
+    )
+
+
 def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[str, Any]:
     """Validate ``raw`` against the experiment's schema, pinning ``experiment:``."""
-    named = raw.values.get("experiment")
+    named = named_experiment(raw)
     if named is not None and named != experiment.name:
         raise config_error(
             raw.locations.get("experiment"),
@@ -99,19 +122,110 @@ def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[st
     return resolved
 
 
+# Per-run logging. Every run adds its own handler for log.txt to the package logger; a
+# record belongs to the run whose context logged it: the thread that executes the run sets
+# _CURRENT_RUN, and a context variable is per thread (and per asyncio task), so four runs
+# in four threads of one process never see each other's records, nor a run the records of
+# a thread that runs none (a notebook reading another run meanwhile). A thread a run starts
+# begins with an empty context; to log into the run it is started with the run's context
+# (``contextvars.copy_context().run``). No executor needs that today: the pool's and Dask's
+# result handling runs in the run's own thread (their internal threads log nothing of
+# kernelnet's), and worker processes write log.txt themselves (a pool worker appends to
+# its run's log.txt; a Dask cell's records stay on its worker).
+_CURRENT_RUN: contextvars.ContextVar[RunLog | None] = contextvars.ContextVar(
+    "kernelnet_current_run", default=None
+)
+_ACTIVE: list[RunLog] = []
+_ACTIVE_LOCK = threading.Lock()
+_saved_level: list[int] = []  # the package logger's level before the first active run
+
+
+class _RunFileHandler(logging.FileHandler):
+    """log.txt, opened by :func:`kernelnet.safe_write.open_for_appending`, best effort: a
+    record that cannot be written (a full disk) is dropped without logging's two-screen
+    "--- Logging error ---" report on stderr; the run's own error line says the folder
+    cannot be written."""
+
+    def _open(self) -> IO[str]:
+        return safe_write.open_for_appending(Path(self.baseFilename))
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        return None
+
+
+class _ThisRun(logging.Filter):
+    def __init__(self, owner: RunLog):
+        super().__init__()
+        self.owner = owner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _CURRENT_RUN.get() is self.owner  # read in the thread that logs the record
+
+
+class RunLog:
+    """One run's log.txt: what its context logs through the ``kernelnet`` loggers, and
+    :meth:`note`, which writes to log.txt only (not to the terminal's handler, nor to the
+    loggers a program configured): for the lines that end a run, which its caller says."""
+
+    def __init__(self, path: Path):
+        self.handler = _RunFileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        self.handler.addFilter(_ThisRun(self))
+
+    def note(self, level: int, message: str, *args: Any, traceback: bool = False) -> None:
+        record = log.makeRecord(
+            log.name, level, __file__, 0, message, args, sys.exc_info() if traceback else None
+        )
+        self.handler.handle(record)
+
+
+def _activate(run_log: RunLog) -> None:
+    with _ACTIVE_LOCK:
+        if not _ACTIVE:
+            _saved_level[:] = [package_log.level]
+            if package_log.level == logging.NOTSET or package_log.level > logging.INFO:
+                package_log.setLevel(logging.INFO)
+        _ACTIVE.append(run_log)
+        package_log.addHandler(run_log.handler)
+
+
+def _deactivate(run_log: RunLog) -> None:
+    with _ACTIVE_LOCK:
+        package_log.removeHandler(run_log.handler)
+        _ACTIVE.remove(run_log)
+        if not _ACTIVE and _saved_level:  # the last run to end gives the level back
+            package_log.setLevel(_saved_level.pop())
+
+
 @contextlib.contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    previous = package_log.level
-    package_log.addHandler(handler)
-    package_log.setLevel(logging.INFO)
+def _log_to(path: Path) -> Iterator[RunLog]:
+    """Log this context's records (the run's) to ``path`` while the run lasts."""
+    run_log = RunLog(path)
+    token = _CURRENT_RUN.set(run_log)
+    _activate(run_log)
     try:
-        yield
+        yield run_log
     finally:
-        package_log.removeHandler(handler)
-        package_log.setLevel(previous)
-        handler.close()
+        _deactivate(run_log)
+        _CURRENT_RUN.reset(token)
+        run_log.handler.close()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM. ``folder`` is its run folder (None: stopped
+    before one was made); ``message`` is the one line that says what became of it and,
+    when there is a folder, the command that finishes it."""
+
+    def __init__(self, folder: Path | None, state: str = "is marked interrupted"):
+        self.folder = folder
+        if folder is None:
+            self.message = "stopped before a run folder was made; nothing to resume"
+        else:
+            command = f"kernelnet run --resume {shlex.quote(str(folder))}"
+            self.message = f"the run folder {folder} {state}; finish it with: {command}"
+        super().__init__(self.message)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -129,6 +243,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interruptible(folder: Path | None = None) -> Iterator[None]:
+    """While a run is being prepared (connecting to a cluster, checking data): SIGTERM
+    takes Ctrl-C's path, and either becomes :class:`Interrupted` saying that no run folder
+    was made (or, resuming ``folder``, that it is unchanged)."""
+    with _sigterm_as_interrupt():
+        try:
+            yield
+        except Interrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            raise (Interrupted(folder, "is unchanged") if folder else Interrupted(None)) from exc
 
 
 def stamped_rows(result: CellResult) -> list[dict[str, Any]]:
@@ -299,7 +427,7 @@ def _reopen(
 def execute(
     experiment: Experiment,
     resolved: dict[str, Any],
-    runs_dir: Path,
+    runs_dir: Path | str,
     argv: list[str] | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
@@ -308,33 +436,80 @@ def execute(
     max_cells: int = MAX_CELLS,
 ) -> RunOutcome:
     """Run every cell of a resolved config (the missing or failed ones when resuming,
-    which ``force`` allows across code versions); see the module docstring."""
+    which ``force`` allows across code versions); see the module docstring.
+
+    Ends in a RunOutcome, or raises: :class:`Interrupted` (Ctrl-C, SIGTERM),
+    RunFolderError (the folder cannot be written; one line saying what was kept),
+    ConfigError/DataError (before any folder exists), or a bug's own exception."""
+    if resume is None and not str(runs_dir).strip():  # Path("") would be "." by now
+        raise RunFolderError("runs_dir must not be empty (give a folder, such as 'runs')")
+    runs_dir = Path(runs_dir)
     argv = list(sys.argv if argv is None else argv)
     executor = executor or SerialExecutor()
-    cells = expand(experiment.schema, resolved, max_cells)
-    experiment.preflight(cells)
-    executor.prepare(experiment, cells)
-    run = resume or RunDir.create(runs_dir, experiment.name)
-    with run_lock(run), _log_to(run.file("log.txt")):
-        if resume is None:
-            try:
-                _start(experiment, resolved, run, cells, argv, executor.threads)
-                run.publish()
-            except OSError as exc:
+    with interruptible(resume.path if resume else None):
+        cells = expand(experiment.schema, resolved, max_cells)
+        experiment.preflight(cells)
+        executor.prepare(experiment, cells)
+        run = resume or RunDir.create(runs_dir, experiment.name)
+    with _sigterm_as_interrupt():
+        try:
+            with run_lock(run), _log_to(run.file("log.txt")) as run_log:
+                if resume is None:
+                    _begin(experiment, resolved, run, cells, argv, executor.threads, runs_dir)
+                    done: dict[int, CellResult] = {}
+                else:
+                    with interruptible(run.path):
+                        done = _reopen(experiment, resolved, run, cells, argv, force)
+                return _run_cells(
+                    experiment, resolved, run, cells, done, executor, progress, run_log
+                )
+        except OSError as exc:  # the lock or log.txt could not be opened, run.json written
+            if run.final_path is not None and run.path != run.final_path:
                 run.discard()
                 raise RunFolderError(
                     f"{runs_dir}: cannot write a run folder ({_why(exc)})"
                 ) from None
-            run.link_latest(runs_dir)
-            done: dict[int, CellResult] = {}
-        else:
-            done = _reopen(experiment, resolved, run, cells, argv, force)
-        return _run_cells(experiment, resolved, run, cells, done, executor, progress)
+            raise RunFolderError(f"{run.path}: cannot write the run folder ({_why(exc)})") from None
+
+
+def _begin(
+    experiment: Experiment,
+    resolved: dict[str, Any],
+    run: RunDir,
+    cells: list[Cell],
+    argv: list[str],
+    threads: int,
+    runs_dir: Path,
+) -> None:
+    """Fill a new (hidden) folder and publish it; if that fails or is interrupted, the
+    folder is removed: a run folder is never visible half made."""
+    try:
+        _start(experiment, resolved, run, cells, argv, threads)
+        run.publish()
+    except OSError as exc:
+        run.discard()
+        raise RunFolderError(f"{runs_dir}: cannot write a run folder ({_why(exc)})") from None
+    except KeyboardInterrupt as exc:
+        run.discard()
+        raise Interrupted(None) from exc
+    run.link_latest(runs_dir)
 
 
 def _why(exc: OSError) -> str:
+    if exc.strerror is None:  # a refusal with its own message (safe_write's WriteRefused)
+        return str(exc)
     where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+    return f"{exc.strerror}{where}"
+
+
+def _try_finish(run: RunDir, status: str, started: float) -> OSError | None:
+    """Record the final status in run.json; the OSError if it could not be written (then
+    run.json still says ``running``, with the pid of a process that no longer runs it)."""
+    try:
+        _finish(run, status, started)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _run_cells(
@@ -345,51 +520,69 @@ def _run_cells(
     done: dict[int, CellResult],
     executor: Executor,
     progress: Progress | None,
+    run_log: RunLog,
 ) -> RunOutcome:
     started = time.time()
     results: dict[int, CellResult] = dict(done)
-    with _sigterm_as_interrupt():
-        try:
-            pending = [c for c in cells if c.index not in done]
-            log.info(
-                "run %s: %d cell(s) of %s, %d to run, %s worker(s)",
-                run.path,
-                len(cells),
-                experiment.name,
-                len(pending),
-                executor.workers,
-            )
-            step_progress = progress if executor.workers == 1 else None
-            for result in executor.run(experiment, pending, run, step_progress):
-                result = store_cell(run, result)
-                results[result.cell.index] = result
-                if progress is not None:
-                    progress.cell_done(len(results), len(cells), result)
-            ordered = [results[c.index] for c in cells]
-            status, tables, report_error = _write_results(experiment, run, resolved, ordered)
-        except KeyboardInterrupt:
-            _finish(run, "interrupted", started)
-            log.error("run interrupted after %d of %d cell(s)", len(results), len(cells))
-            raise
-        except OSError as exc:  # a full or read-only disk: say so, mark the run if we can
-            log.error("run failed: cannot write the run folder", exc_info=True)
-            with contextlib.suppress(OSError):
-                _finish(run, "failed", started)
-            raise RunFolderError(
-                f"{run.path}: cannot write the run folder ({_why(exc)}); the run is marked "
-                f"failed where that could be written, and {len(results)} finished cell(s) "
-                "are kept"
-            ) from None
-        except BaseException:
-            log.error("run failed", exc_info=True)
-            _finish(run, "failed", started)
-            raise
-        _finish(run, status, started)
+    try:
+        pending = [c for c in cells if c.index not in done]
+        log.info(
+            "run %s: %d cell(s) of %s, %d to run, %s worker(s)",
+            run.path,
+            len(cells),
+            experiment.name,
+            len(pending),
+            executor.workers,
+        )
+        step_progress = progress if executor.workers == 1 else None
+        for result in executor.run(experiment, pending, run, step_progress):
+            result = store_cell(run, result)
+            results[result.cell.index] = result
+            if progress is not None:
+                progress.cell_done(len(results), len(cells), result)
+        ordered = [results[c.index] for c in cells]
+        status, tables, report_error = _write_results(experiment, run, resolved, ordered, run_log)
+    except KeyboardInterrupt as exc:
+        run_log.note(
+            logging.ERROR, "run interrupted after %d of %d cell(s)", len(results), len(cells)
+        )
+        problem = _try_finish(run, "interrupted", started)
+        state = (
+            "is marked interrupted"
+            if problem is None
+            else f"could not be marked interrupted ({_why(problem)})"
+        )
+        raise Interrupted(run.path, state) from exc
+    except OSError as exc:  # a full or read-only disk: say so, mark the run if we can
+        run_log.note(logging.ERROR, "run failed: cannot write the run folder", traceback=True)
+        problem = _try_finish(run, "failed", started)
+        marked = "the run is marked failed" if problem is None else "run.json could not be updated"
+        raise RunFolderError(
+            f"{run.path}: cannot write the run folder ({_why(exc)}); {marked}, and "
+            f"{len(results)} finished cell(s) are kept; when it can be written, finish it "
+            f"with: kernelnet run --resume {shlex.quote(str(run.path))}"
+        ) from None
+    except BaseException:  # a bug: its caller shows it; log.txt keeps the traceback
+        run_log.note(logging.ERROR, "run failed", traceback=True)
+        _try_finish(run, "failed", started)
+        raise
+    problem = _try_finish(run, status, started)
+    if problem is not None:  # it still says running; readers see no process holding it
+        run_log.note(logging.ERROR, "run.json could not record the status %s", status)
+        raise RunFolderError(
+            f"{run.path}: every cell ran and the results are written, but run.json could not "
+            f"record that the run {'completed' if status == 'complete' else status} "
+            f"({_why(problem)})"
+        )
     return RunOutcome(run, status, tables, ordered, report_error)
 
 
 def _write_results(
-    experiment: Experiment, run: RunDir, resolved: dict[str, Any], results: list[CellResult]
+    experiment: Experiment,
+    run: RunDir,
+    resolved: dict[str, Any],
+    results: list[CellResult],
+    run_log: RunLog,
 ) -> tuple[str, list[Table], str]:
     """Write every cell's rows, the generic tables and the summary (failed cells and their
     errors included) first; then run the experiment's report. A report that raises marks
@@ -415,7 +608,12 @@ def _write_results(
         report = experiment.report(ReportContext(run, resolved, results))
     except Exception as exc:
         report_error = f"{type(exc).__name__}: {exc}"
-        log.error("the report failed (every cell result is saved): %s", report_error, exc_info=True)
+        run_log.note(
+            logging.ERROR,
+            "the report failed (every cell result is saved): %s",
+            report_error,
+            traceback=True,
+        )
         run.write_json(
             "summary.json", {**summary, "status": "failed", "report_error": report_error}
         )

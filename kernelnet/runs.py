@@ -430,6 +430,24 @@ def run_lock(run: RunDir) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_held(folder: Path) -> bool | None:
+    """Whether some process holds the run's lock; None when the folder has no lock file
+    (or it cannot be opened: then the pid decides)."""
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing releases the shared lock if it was taken
+    return False
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -447,11 +465,18 @@ class RunInfo:
 
     @property
     def status(self) -> str:
-        """The recorded status, except a ``running`` run whose process is gone."""
+        """The recorded status, except a ``running`` run that nothing runs any more: its
+        lock is free (its process ended, or could not write its final status), or, for a
+        folder without a lock, its process is gone."""
         status = self.manifest.get("status", "unknown")
+        if status != "running":
+            return status
+        held = lock_held(self.path)
+        if held is not None:
+            return "running" if held else "interrupted"
         pid = self.manifest.get("pid")
         same_host = self.manifest.get("hostname") in (None, os.uname().nodename)
-        if status == "running" and isinstance(pid, int) and same_host and not pid_alive(pid):
+        if isinstance(pid, int) and same_host and not pid_alive(pid):
             return "interrupted"
         return status
 

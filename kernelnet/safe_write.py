@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from kernelnet.safe_read import inside
+from kernelnet.safe_read import RUN_FILE_BYTES, inside, read_bytes
 
 
 class WriteRefused(OSError):
@@ -93,3 +94,31 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None], root: Path | No
 
 def write_text_atomic(path: Path, text: str, root: Path | None = None) -> None:
     write_atomic(path, lambda handle: handle.write(text.encode("utf-8")), root)
+
+
+def open_for_appending(path: Path) -> IO[str]:
+    """A log file (a run's log.txt) opened to append, never through a link: whatever is at
+    the name that is not a plain file of its own (a symlink planted in a folder being
+    resumed, a FIFO, a device, a hard link to a file elsewhere) is first replaced by a
+    regular file (holding the old lines when it was a hard-linked log), and the open
+    refuses a link (O_NOFOLLOW)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not (stat.S_ISREG(info.st_mode) and info.st_nlink == 1):
+        kept = b""
+        if stat.S_ISREG(info.st_mode):
+            with contextlib.suppress(OSError):
+                kept = read_bytes(path, RUN_FILE_BYTES, path.parent)
+        write_atomic(path, lambda handle: handle.write(kept), root=path.parent)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WriteRefused(f"{path}: not a regular file; not written")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise

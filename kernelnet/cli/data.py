@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from kernelnet.cli.guard import user_errors
-from kernelnet.data.fetch import DEADLINE, DEFAULT_MIRROR, fetch_mnist
+from kernelnet.data.fetch import DEADLINE, DEFAULT_MIRROR, check_mirror, fetch_mnist
 from kernelnet.errors import ConfigError
 
 data_app = typer.Typer(help="Get datasets.", no_args_is_help=True)
@@ -17,7 +17,7 @@ data_app = typer.Typer(help="Get datasets.", no_args_is_help=True)
 def fetch(
     dataset: Annotated[str, typer.Argument(help="Dataset to download (mnist).")],
     dest: Annotated[
-        Optional[Path], typer.Option(help="Data folder (default: the one kernelnet reads).")
+        Optional[str], typer.Option(help="Data folder (default: the one kernelnet reads).")
     ] = None,
     url: Annotated[
         str, typer.Option(help="Mirror holding the four MNIST .gz files.")
@@ -37,7 +37,10 @@ def fetch(
     with user_errors(debug):
         if dataset != "mnist":
             raise ConfigError(f"unknown dataset {dataset!r} to fetch; valid: mnist")
-        folder = dest or data_root()
+        if dest is not None and not dest.strip():  # Path("") would be the current folder
+            raise ConfigError("--dest must not be empty (give a folder, or leave it out)")
+        check_mirror(url)
+        folder = Path(dest) if dest is not None else data_root()
         written = fetch_mnist(folder, url, force=force, deadline=deadline)
     for path in written:
         sys.stdout.write(f"{path}\n")

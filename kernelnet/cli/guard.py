@@ -2,6 +2,7 @@
 command enters it before anything heavy is imported)."""
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import typer
@@ -10,16 +11,26 @@ from kernelnet.errors import KernelnetError
 
 EXIT_INTERRUPTED = 130
 
+# Line breaks and other control characters in a message (a value quoted from a file, an
+# exception's own text) are shown as escapes: an error is one line on stderr, always.
+_BREAKS_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def one_line(message: str) -> str:
+    return _BREAKS_LINE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), message)
+
 
 def _say(label: str, style: str, message: str) -> None:
     from kernelnet.cli.render import say
 
-    say(label, style, message)
+    say(label, style, one_line(message))
 
 
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
-    """kernelnet errors become one line on stderr and their exit code; Ctrl-C exits 130."""
+    """kernelnet errors become one line on stderr and their exit code; Ctrl-C exits 130,
+    saying which run folder it left and how to finish it (the runner's Interrupted carries
+    that line), or just that the command stopped."""
     try:
         yield
     except KernelnetError as exc:
@@ -27,10 +38,10 @@ def user_errors(debug: bool) -> Iterator[None]:
             raise
         _say("error:", "bold red", str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        _say("interrupted:", "bold yellow", "the run folder is marked interrupted")
+        _say("interrupted:", "bold yellow", getattr(exc, "message", None) or "stopped")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (typer.Exit, typer.Abort):
         raise

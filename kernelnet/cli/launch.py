@@ -19,7 +19,13 @@ from kernelnet.errors import ConfigError
 from kernelnet.executors import make_executor
 from kernelnet.experiments import REGISTRY, get_experiment
 from kernelnet.experiments.base import Experiment
-from kernelnet.runner import RunOutcome, execute, resolve_experiment_config
+from kernelnet.runner import (
+    RunOutcome,
+    execute,
+    interruptible,
+    named_experiment,
+    resolve_experiment_config,
+)
 from kernelnet.runs import RunFolderError, resolve_run
 from kernelnet.shipped import shipped
 from kernelnet.tables import Table
@@ -71,18 +77,22 @@ def run_resolved(experiment: Experiment, resolved: dict, common: CommonOptions) 
         diagnostics(common.quiet, common.debug),
         cell_progress(experiment.name, not common.quiet) as progress,
     ):
+        # Connecting to a cluster can take a while: Ctrl-C or SIGTERM then says that no
+        # run folder was made (or that the one being resumed is unchanged).
+        with interruptible(resume.path if resume else None):
+            executor = make_executor(
+                common.workers,
+                common.scheduler,
+                str(common.scheduler_file) if common.scheduler_file else None,
+                common.blas_threads,
+            )
         outcome = execute(
             experiment,
             resolved,
             common.runs_dir,
             sys.argv,
             progress,
-            make_executor(
-                common.workers,
-                common.scheduler,
-                str(common.scheduler_file) if common.scheduler_file else None,
-                common.blas_threads,
-            ),
+            executor,
             resume,
             common.force,
             common.max_cells,
@@ -149,8 +159,11 @@ def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | N
 
 
 def launch_files(paths: list[Path], common: CommonOptions) -> None:
-    """``kernelnet run``: each file's ``experiment:`` key picks the experiment. With
-    --resume and no files, the run folder's own config is used."""
+    """``kernelnet run``: each file's ``experiment:`` key picks the experiment; ``-c FILE``
+    is one more file, run first. With --resume and no files, the run folder's own config
+    is used."""
+    if common.config:
+        paths = [common.config, *paths]
     if common.resume and not paths:
         with user_errors(common.debug):
             _, saved = resume_config_path(common.resume, common.runs_dir)
@@ -162,11 +175,13 @@ def launch_files(paths: list[Path], common: CommonOptions) -> None:
     for path in paths:
         with user_errors(common.debug):
             raw = read_config_file(path)
-            if "experiment" not in raw.values:
+            named = named_experiment(raw)
+            if named is None:
+                where = raw.locations.get("experiment", f"{path}:1:1")
                 raise ConfigError(
-                    f"{path}:1:1: experiment: is required (valid: {', '.join(REGISTRY)})"
+                    f"{where}: experiment: is required (valid: {', '.join(REGISTRY)})"
                 )
-            experiment = get_experiment(raw.values["experiment"], str(raw.locations["experiment"]))
+            experiment = get_experiment(named, str(raw.locations["experiment"]))
             resolved = build_config(experiment, raw, common, {})
             if preview(experiment, resolved, common):
                 continue

@@ -2,17 +2,45 @@
 
 Values are parsed by the same strict YAML rules as files (``1e-3`` is a float, ``yes`` is
 refused). A bare comma list (``--set svm.C=0.1,1,10``) is a sweep, as is a YAML flow list.
+An item is one line of text: a control character, tab or line break in it is refused
+before parsing, naming the key (never echoed: it would break the error line).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kernelnet.config.yaml_loader import Location, config_error, load_yaml
+from kernelnet.config.yaml_loader import (
+    Location,
+    config_error,
+    describe_character,
+    first_unprintable,
+    load_yaml,
+)
+
+
+def _refuse_unprintable(item: str, source: str) -> None:
+    """``--set svm.C=...: value holds a control character (U+0007)``, or the same for the
+    key; nothing when the key and the value (spaces around them aside, as everywhere in an
+    item) are plain one-line text."""
+    key, _, text = item.partition("=")
+    for holder, part in (("key", key.strip()), ("value", text.strip())):
+        bad = first_unprintable(part, one_line=True)
+        if bad is None:
+            continue
+        shown = key.strip() if holder == "value" else "..."
+        if len(shown) > 60:
+            shown = f"{shown[:40]}… ({len(shown):,} characters)"
+        raise config_error(
+            Location(f"{source} {shown}=..."),
+            "",
+            f"{holder} holds {describe_character(part[bad])}; type it without that character",
+        )
 
 
 def parse_override(item: str, source: str = "--set") -> tuple[str, Any, Location]:
     """``"svm.C=0.1,1"`` -> ``("svm.C", [0.1, 1], Location("--set svm.C=0.1,1"))``."""
+    _refuse_unprintable(item, source)
     shown = item if len(item) <= 80 else f"{item[:60]}… ({len(item):,} characters)"
     where = Location(f"{source} {shown}")
     key, sep, text = item.partition("=")

@@ -18,7 +18,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from kernelnet.config.yaml_loader import Location, config_error
+from kernelnet.config.yaml_loader import (
+    Location,
+    config_error,
+    describe_character,
+    first_unprintable,
+)
 
 _NO_DEFAULT = dataclasses.MISSING
 MAX_INT = 10**9  # the bound of an integer setting that declares none (epochs=1e300 is a typo)
@@ -126,6 +131,9 @@ def _check_scalar(value: Any, kind: Any, optional: bool, spec: Spec) -> tuple[An
     if kind is str:
         if not isinstance(value, str):
             return value, f"must be a string (got {_show(value)})"
+        bad = first_unprintable(value, one_line=True)
+        if bad is not None:  # from a YAML escape ("\a") or a Python mapping: never meant
+            return value, f"value holds {describe_character(value[bad])}; remove it"
         if spec.choices is not None and value not in spec.choices:
             hint = difflib.get_close_matches(value, spec.choices, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any, NamedTuple
 
 import yaml
@@ -36,8 +37,36 @@ class Location(NamedTuple):
         return f"{self.source}:{self.line}:{self.column}"
 
 
+# What PyYAML's reader accepts in a stream (its NON_PRINTABLE, inverted): anything else
+# makes it raise ReaderError before parsing, with no position a user can act on.
+_NOT_YAML_TEXT = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+# Also refused in one command-line value and in a string value: line breaks and tabs
+# (a value is one line; a newline in one would split the error line that shows it).
+_NOT_ONE_LINE = re.compile("[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def describe_character(character: str) -> str:
+    """``a control character (U+0007)``: what a refused character is, by its code point."""
+    code = ord(character)
+    if 0xDC80 <= code <= 0xDCFF:  # how Python carries a byte of argv that is not UTF-8
+        return f"a byte that is not UTF-8 text (0x{code - 0xDC00:02X})"
+    if unicodedata.category(character) == "Cc":
+        return f"a control character (U+{code:04X})"
+    return f"a character a config cannot hold (U+{code:04X})"
+
+
+def first_unprintable(text: str, one_line: bool = False) -> int | None:
+    """The index of the first character a config cannot hold (``one_line``: nor a value
+    given as one line: no tab or line break either), or None."""
+    found = (_NOT_ONE_LINE if one_line else _NOT_YAML_TEXT).search(text)
+    return found.start() if found else None
+
+
 def config_error(location: Location | None, path: str, message: str) -> ConfigError:
-    """Build the one-line error ``source:line:col: dotted.key: message``."""
+    """Build the one-line error ``source:line:col: dotted.key: message`` (the command line
+    shows a line break in it, from a key such as ``"a\\nb"``, as its escape)."""
     parts = [str(location)] if location is not None else []
     if path:
         parts.append(path)
@@ -177,8 +206,18 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, Location]]:
     """
     if len(text) > MAX_TEXT:
         raise config_error(Location(source), "", f"longer than {MAX_TEXT:,} characters")
-    loader = StrictLoader(text)
+    bad = first_unprintable(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad) + 1
+        column = bad - (text.rfind("\n", 0, bad) + 1) + 1
+        raise config_error(
+            Location(source, line, column),
+            "",
+            f"holds {describe_character(text[bad])}; a config is plain text: remove it",
+        )
+    loader = None
     try:
+        loader = StrictLoader(text)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -187,7 +226,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, Location]]:
     except yaml.YAMLError as exc:
         raise config_error(Location(source), "", f"invalid YAML: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     locations: dict[str, Location] = {}
     if node is None:
         return None, locations

@@ -53,7 +53,7 @@ REGISTRY = Registry()
 
 def get_experiment(name: object, where: str = "") -> Experiment:
     """Look up an experiment; an unknown name is a config error listing the valid ones."""
-    if name not in REGISTRY:
+    if not isinstance(name, str) or name not in REGISTRY:  # a list is unhashable, not a name
         prefix = f"{where}: " if where else ""
         raise ConfigError(
             f"{prefix}experiment: unknown experiment {name!r}; valid: {', '.join(REGISTRY)}"
