@@ -32,9 +32,16 @@ def named_rng(seed: int | list[int], purpose: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([*seeds, *_words(f"purpose:{purpose}")]))
 
 
+def seeded_rng(seed: int) -> np.random.Generator:
+    """The Generator of a plain integer seed as someone wrote it (a grading case's
+    ``seed:``, the ``seed`` argument of a student's function): the same bits everywhere
+    for that number, NumPy's own seeding of it."""
+    return np.random.default_rng(int(seed))
+
+
 def estimator_rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
     """The Generator of a scikit-learn-style estimator: its own if given one, else seeded by
     ``random_state`` (None means 0: fits are reproducible unless asked otherwise)."""
     if isinstance(random_state, np.random.Generator):
         return random_state
-    return np.random.default_rng(0 if random_state is None else random_state)
+    return seeded_rng(0 if random_state is None else random_state)

@@ -24,11 +24,34 @@ from the file). Layout (every key is checked; see ``kernelnet/assignments/hw3.ya
                 metric: {name: REGISTERED_METRIC, threshold, higher_is_better}
 
 Input generators (drawn in the order the inputs are written, from one
-``numpy.random.default_rng(seed)`` per case, so a seed gives the same bits every time):
+``kernelnet.seeding.seeded_rng(seed)`` per case, so a seed gives the same bits every time):
 ``normal: {shape, mean, std}``, ``uniform: {shape, low, high}``,
 ``integers: {shape, low, high}`` (high excluded), ``choice: {shape, values}``,
 ``array: {values, dtype}``, ``data: {file, array}`` (an array of a shipped ``.npz``), or a
-plain number (passed as a Python float/int, as a student would call the function).
+plain number (passed as a Python float/int, as a student would call the function);
+``gram: {shape: [N, D], kernel: linear|rbf, gamma}`` (the (N, N) Gram matrix of N points
+drawn N(0, 1)); ``npy: {file}`` (a file of the ``data`` section, rows and all).
+
+``data`` (optional, top level): ``FILE.npy: {source, start, stop, handout}`` — rows
+[start, stop) of a :data:`DATA_SOURCES` array (MNIST images float64 (n, 784) in [0, 1],
+labels int64). ``handout: true`` (the default) files are written by :func:`write_data` into
+the students' ``data/`` and copied by the sandbox into the child's; ``handout: false`` files
+are the grader's only (held-out data a metric reads through ``metric.data: {arg: FILE}``).
+
+A case may grade some outputs only (``compare: [P, q]``) and canonicalise before comparing
+(``canonicalise: {sort_rows: [G, h], fix_sign: [A, b]}``, applied in order to BOTH the
+expected and the submission's outputs, in the parent): ``sort_rows`` puts the rows of the
+named outputs in the order of the sorted rows of ``[G | h]`` (any correct row order of a
+constraint system compares equal); ``fix_sign`` multiplies them by -1 when the first
+nonzero element of the first is negative. :func:`judge` grades a value case,
+:func:`judge_metric` a training case (50/51, 61 for NaN/inf outputs, 52, then 60/0).
+
+Registered references (:data:`REFERENCES`, every one a thin adapter over kernelnet's own
+code): ``primal_svm.{objective,gradients,train,predict}``,
+``dual_svm.{qp_matrices,alpha,bias_predict}``, ``nn.{fc_forward,fc_backward,relu_forward,
+relu_backward,softmax_loss,two_layer_train,sigmoid_forward,sigmoid_backward,
+conv2d_forward,adam,batchnorm_forward,batchnorm_backward,cosine_loss}``, ``knn.predict``;
+metrics (:data:`METRICS`): ``svm_train_accuracy``, ``two_layer_net_accuracy``.
 """
 
 from __future__ import annotations
@@ -43,11 +66,15 @@ from typing import Any
 
 import numpy as np
 
+from kernelnet import knn
 from kernelnet.config import read_config_file
 from kernelnet.config.yaml_loader import Location, config_error
 from kernelnet.errors import ConfigError
-from kernelnet.nn import layers, losses
-from kernelnet.svm import primal
+from kernelnet.grading.codes import Code, Verdict, compare, compare_threshold
+from kernelnet.nn import conv, layers, losses, optim, similarity
+from kernelnet.nn.models import two_layer_net
+from kernelnet.seeding import seeded_rng
+from kernelnet.svm import dual, primal
 
 ASSIGNMENTS = Path(__file__).resolve().parent.parent / "assignments"
 VISIBILITIES = ("visible", "hidden")
@@ -97,30 +124,165 @@ def _softmax_loss(scores, y):
     return losses.softmax_cross_entropy(scores, y)
 
 
+def _sigmoid_forward(X):
+    return layers.sigmoid_forward(X)[0]
+
+
+def _sigmoid_backward(dY, X):
+    return layers.sigmoid_backward(dY, layers.sigmoid_forward(X)[1])
+
+
+def _conv2d_forward(x, w, b, stride, padding):  # a cross-correlation, as deep learning has it
+    return conv.conv2d_forward(x, w, b, stride=int(stride), padding=int(padding))[0]
+
+
+def _knn_predict(X_train, y_train, X_test, k):
+    return knn.knn_predict_all_k(X_train, y_train, X_test, [int(k)])[int(k)].astype(np.int64)
+
+
+def _adam(w, grads, learning_rate, beta1, beta2, eps):
+    """``w`` after one Adam step per row of ``grads`` (T, *w.shape), from zero moments."""
+    params = {"w": np.array(w, dtype=np.float64)}
+    adam = optim.Adam(lr=learning_rate, beta1=beta1, beta2=beta2, eps=eps)
+    for grad in grads:
+        adam.step(params, {"w": grad})
+    return params["w"]
+
+
+def _batchnorm_parts(X, gamma, beta, eps):
+    running = layers.RunningStats(np.zeros(X.shape[1]), np.ones(X.shape[1]))
+    return layers.batchnorm_forward(X, gamma, beta, running, train=True, eps=eps)
+
+
+def _batchnorm_forward(X, gamma, beta, eps):  # train mode: the batch's own statistics
+    return _batchnorm_parts(X, gamma, beta, eps)[0]
+
+
+def _batchnorm_backward(dY, X, gamma, beta, eps):
+    return layers.batchnorm_backward(dY, _batchnorm_parts(X, gamma, beta, eps)[1])
+
+
+def _cosine_loss(z, w, y):
+    cos, cache = similarity.cosine_forward(z, w)
+    loss, dcos = similarity.cosine_loss(cos, y)
+    dz, dw = similarity.cosine_backward(dcos, cache)
+    return loss, dz, dw
+
+
+def qp_matrices(K: np.ndarray, y: np.ndarray, C: float):
+    """The dual SVM as dense numpy arrays in cvxopt's form (the matrices
+    :mod:`kernelnet.svm.dual` hands cvxopt, G dense instead of sparse):
+    P = (y y') * K (N, N), q = -1 (N,), G = [-I; I] (2N, N), h = [0; C] (2N,),
+    A = y' (1, N), b = 0.0 (a float)."""
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[0]
+    G = np.concatenate([-np.eye(n), np.eye(n)])
+    h = np.concatenate([np.zeros(n), np.full(n, float(C))])
+    return np.outer(y, y) * K, -np.ones(n), G, h, y.reshape(1, -1), 0.0
+
+
+def _dual_alpha(K, y, C):
+    return dual.solve_dual(np.asarray(K, dtype=np.float64), y, C, solver="cvxopt").alpha
+
+
+def _dual_bias_predict(K, y, C, K_test):
+    """The bias and the test labels (+1.0 where f > 0, else -1.0) of the dual SVM solved on
+    the Gram matrix ``K`` (N, N); ``K_test`` (M, N) holds k(x_test_i, x_train_j)."""
+    alpha = _dual_alpha(K, y, C)
+    coef = alpha * y
+    bias, _ = dual.fit_bias(alpha, y, K @ coef, C)
+    return bias, np.where(K_test @ coef + bias > 0, 1.0, -1.0)
+
+
+def _two_layer_train(X, y, hidden_dim, learning_rate, num_epochs, batch_size, seed):
+    """kernelnet's TwoLayerNet (affine - ReLU - affine - softmax, float64, N(0, 0.01^2)
+    weights) trained by minibatch SGD, shuffled each epoch by ``seeded_rng(seed)``.
+    Returns (W1 (D, H), b1 (1, H), W2 (H, K), b2 (1, K)); K = 10 classes."""
+    rng = seeded_rng(seed)
+    model = two_layer_net(X.shape[1], int(hidden_dim), 10, rng, weight_scale=1e-2,
+                          dtype=np.float64)  # fmt: skip
+    sgd = optim.SGD(learning_rate)
+    for _ in range(int(num_epochs)):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), int(batch_size)):
+            batch = order[start : start + int(batch_size)]
+            _, grads = model.loss(X[batch], y[batch])
+            sgd.step(model.params, grads)
+    p = model.params
+    return p["W1"], p["b1"].reshape(1, -1), p["W2"], p["b2"].reshape(1, -1)
+
+
 REFERENCES: dict[str, Callable[..., Any]] = {
     "primal_svm.objective": _svm_objective,
     "primal_svm.gradients": _svm_gradients,
     "primal_svm.train": _svm_train,
     "primal_svm.predict": _svm_predict,
+    "dual_svm.qp_matrices": qp_matrices,
+    "dual_svm.alpha": _dual_alpha,
+    "dual_svm.bias_predict": _dual_bias_predict,
     "nn.fc_forward": _fc_forward,
     "nn.fc_backward": _fc_backward,
     "nn.relu_forward": _relu_forward,
     "nn.relu_backward": _relu_backward,
     "nn.softmax_loss": _softmax_loss,
+    "nn.two_layer_train": _two_layer_train,
+    "nn.sigmoid_forward": _sigmoid_forward,
+    "nn.sigmoid_backward": _sigmoid_backward,
+    "nn.conv2d_forward": _conv2d_forward,
+    "nn.adam": _adam,
+    "nn.batchnorm_forward": _batchnorm_forward,
+    "nn.batchnorm_backward": _batchnorm_backward,
+    "nn.cosine_loss": _cosine_loss,
+    "knn.predict": _knn_predict,
 }
 
 
-def _svm_accuracy(inputs: Mapping[str, Any], outputs: Any) -> float:
+def _svm_accuracy(inputs: Mapping[str, Any], outputs: Any, data: Mapping[str, Any]) -> float:
     """Training accuracy of the returned ``(w, b)`` on the case's ``X``, ``y``."""
     w, b = outputs
     return float(np.mean(primal.predict(np.asarray(w), float(b), inputs["X"]) == inputs["y"]))
 
 
-# A training test's metric: computed in the parent from the case's inputs and the
-# submission's outputs.
-METRICS: dict[str, Callable[[Mapping[str, Any], Any], float]] = {
+def _two_layer_accuracy(inputs: Mapping[str, Any], outputs: Any, data: Mapping[str, Any]):
+    """Accuracy on held-out ``data["X"]`` (n, D), ``data["y"]`` (n,) of the net
+    ``(W1, b1, W2, b2)`` the submission trained: argmax of relu(X W1 + b1) W2 + b2."""
+    W1, b1, W2, b2 = (np.asarray(v, dtype=np.float64) for v in outputs)
+    hidden = np.maximum(data["X"] @ W1 + b1, 0.0)
+    return float(np.mean((hidden @ W2 + b2).argmax(axis=1) == data["y"]))
+
+
+# A training test's metric: computed in the parent from the case's inputs, the
+# submission's outputs and the arrays the metric's ``data`` names (held-out data the child
+# never sees).
+METRICS: dict[str, Callable[[Mapping[str, Any], Any, Mapping[str, Any]], float]] = {
     "svm_train_accuracy": _svm_accuracy,
+    "two_layer_net_accuracy": _two_layer_accuracy,
 }
+
+
+def _mnist_part(part: str, what: str) -> Callable[[int, int], np.ndarray]:
+    def rows(start: int, stop: int) -> np.ndarray:
+        from kernelnet.data.mnist import load_mnist, pixels
+
+        data = load_mnist()
+        if what == "images":
+            return pixels(getattr(data, f"{part}_images")[start:stop], "scale", np.float64)
+        return getattr(data, f"{part}_labels")[start:stop].astype(np.int64)
+
+    rows.__doc__ = f"MNIST {part} {what} [start, stop)"
+    return rows
+
+
+# The arrays a spec's ``data`` section can write: name -> rows(start, stop). Images are
+# float64 (n, 784) scaled to [0, 1]; labels int64 (n,) in 0..9.
+DATA_SOURCES: dict[str, Callable[[int, int], np.ndarray]] = {
+    "mnist.train_images": _mnist_part("train", "images"),
+    "mnist.train_labels": _mnist_part("train", "labels"),
+    "mnist.test_images": _mnist_part("test", "images"),
+    "mnist.test_labels": _mnist_part("test", "labels"),
+}
+DATA_SOURCE_ROWS = {"mnist.train_images": 60_000, "mnist.train_labels": 60_000,
+                    "mnist.test_images": 10_000, "mnist.test_labels": 10_000}  # fmt: skip
 
 
 # -- the tree --
@@ -141,6 +303,7 @@ class MetricSpec:
     name: str
     threshold: float
     higher_is_better: bool
+    data: tuple[tuple[str, str], ...] = ()  # metric argument -> a file of the data section
 
 
 @dataclass(frozen=True)
@@ -157,6 +320,9 @@ class CaseSpec:
     divergence: bool  # non-finite outputs where numbers are expected are 61, not 53
     metric: MetricSpec | None
     where: str  # file:line of the case, for messages
+    compare: tuple[str, ...] = ()  # the outputs this case grades; () = all of them
+    # (transform, outputs) pairs applied in order to expected AND got before comparing
+    canonicalise: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,12 +346,30 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class DataFileSpec:
+    """One ``.npy`` file of the data section: rows [start, stop) of a DATA_SOURCES array."""
+
+    name: str  # e.g. mnist_train_images.npy
+    source: str  # a DATA_SOURCES name
+    start: int
+    stop: int
+    handout: bool  # written into the students' data/ (and the sandbox's); False: grader only
+
+
+@dataclass(frozen=True)
 class AssignmentSpec:
     name: str
     title: str
     allowed_imports: tuple[str, ...]
     files: tuple[FileSpec, ...]
     source: str
+    data: tuple[DataFileSpec, ...] = ()
+
+    def data_file(self, name: str) -> DataFileSpec:
+        for entry in self.data:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
 
     def functions(self) -> list[tuple[FileSpec, FunctionSpec]]:
         return [(file, function) for file in self.files for function in file.functions]
@@ -273,10 +457,16 @@ _GENERATORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "choice": (("shape", "values"), ("shape", "values")),
     "array": (("values", "dtype"), ("values",)),
     "data": (("file", "array"), ("file", "array")),
+    "gram": (("shape", "kernel", "gamma"), ("shape",)),
+    "npy": (("file",), ("file",)),
 }
+GRAM_KERNELS = ("linear", "rbf")
+CANONICALISERS = ("sort_rows", "fix_sign")
 
 
-def _read_input(reader: _Reader, raw: Any, name: str, path: str) -> InputSpec:
+def _read_input(
+    reader: _Reader, raw: Any, name: str, path: str, data: Mapping[str, DataFileSpec] = {}
+) -> InputSpec:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         reader.number(raw, path, low=-math.inf)  # finite; an int stays an int (num_epochs)
         return InputSpec(name, "constant", (("value", raw),))
@@ -309,6 +499,12 @@ def _read_input(reader: _Reader, raw: Any, name: str, path: str) -> InputSpec:
             if array is None or array.dtype.kind not in "biuf" or array.size == 0:
                 raise reader.fail(at, "must be a non-empty list of numbers")
             checked[key] = value
+        elif key == "kernel":
+            checked[key] = reader.choice(value, at, GRAM_KERNELS, "a kernel")
+        elif key == "file" and kind == "npy":
+            entry = data[reader.choice(value, at, data, "a file of the data section")]
+            checked.update(file=entry.name, source=entry.source, start=entry.start)
+            checked["stop"] = entry.stop  # the rows travel with the input: no spec needed
         elif key in ("file", "array"):
             checked[key] = reader.string(value, at)
         else:
@@ -317,6 +513,8 @@ def _read_input(reader: _Reader, raw: Any, name: str, path: str) -> InputSpec:
         raise reader.fail(_join(where, "std"), "must be >= 0")
     if kind in ("uniform", "integers") and checked.get("low", 0) >= checked["high"]:
         raise reader.fail(_join(where, "high"), "must be greater than low")
+    if kind == "gram" and len(checked["shape"]) != 2:
+        raise reader.fail(_join(where, "shape"), "must be [N, D]: N points of D features")
     if kind == "data" and not re.match(r"^[A-Za-z0-9_]+/[A-Za-z0-9_.-]+\.npz$", checked["file"]):
         raise reader.fail(_join(where, "file"), "must be a shipped archive, as folder/name.npz")
     return InputSpec(name, kind, tuple(checked.items()))
@@ -324,32 +522,66 @@ def _read_input(reader: _Reader, raw: Any, name: str, path: str) -> InputSpec:
 
 _CASE_KEYS = (
     "name", "points", "visibility", "seed", "inputs", "rtol", "atol", "time_limit",
-    "memory_mb", "divergence", "metric",
+    "memory_mb", "divergence", "metric", "compare", "canonicalise",
 )  # fmt: skip
 
 
+def _read_output_names(reader: _Reader, raw: Any, path: str, outputs: tuple[str, ...]):
+    names = reader.names(raw, path)
+    for i, name in enumerate(names):
+        reader.choice(name, f"{path}[{i}]", outputs, "an output of the function")
+    return names
+
+
 def _read_case(
-    reader: _Reader, raw: Any, path: str, signature: tuple[str, ...], defaults: dict
+    reader: _Reader,
+    raw: Any,
+    path: str,
+    signature: tuple[str, ...],
+    defaults: dict,
+    outputs: tuple[str, ...] = (),
+    data: Mapping[str, DataFileSpec] = {},
 ) -> CaseSpec:
     reader.mapping(raw, path, _CASE_KEYS, ("name", "points", "visibility", "seed", "inputs"))
     inputs_path = _join(path, "inputs")
     reader.mapping(raw["inputs"], inputs_path, signature, signature)
     inputs = tuple(
-        _read_input(reader, raw["inputs"][name], name, _join(inputs_path, name))
+        _read_input(reader, raw["inputs"][name], name, _join(inputs_path, name), data)
         for name in raw["inputs"]
     )
     metric = None
     if raw.get("metric") is not None:
         at = _join(path, "metric")
-        spec = reader.mapping(raw["metric"], at, ("name", "threshold", "higher_is_better"),
+        spec = reader.mapping(raw["metric"], at, ("name", "threshold", "higher_is_better", "data"),
                               ("name", "threshold", "higher_is_better"))  # fmt: skip
         if not isinstance(spec["higher_is_better"], bool):
             raise reader.fail(_join(at, "higher_is_better"), "must be true or false")
+        metric_data = []
+        if spec.get("data") is not None:
+            given = reader.mapping(spec["data"], _join(at, "data"), _keys(spec["data"]))
+            for argument, file in given.items():
+                where = _join(_join(at, "data"), argument)
+                reader.string(argument, where, _NAME)
+                metric_data.append(
+                    (argument, reader.choice(file, where, data, "a file of the data section"))
+                )
         metric = MetricSpec(
             reader.choice(spec["name"], _join(at, "name"), METRICS, "a kernelnet metric"),
             reader.number(spec["threshold"], _join(at, "threshold"), low=-math.inf),
             spec["higher_is_better"],
+            tuple(metric_data),
         )
+    compared: tuple[str, ...] = ()
+    if raw.get("compare") is not None:
+        compared = _read_output_names(reader, raw["compare"], _join(path, "compare"), outputs)
+    canonicalise = []
+    if raw.get("canonicalise") is not None:
+        at = _join(path, "canonicalise")
+        given = reader.mapping(raw["canonicalise"], at, CANONICALISERS)
+        for transform, names in given.items():
+            canonicalise.append(
+                (transform, _read_output_names(reader, names, _join(at, transform), outputs))
+            )
     divergence = raw.get("divergence", False)
     if not isinstance(divergence, bool):
         raise reader.fail(_join(path, "divergence"), "must be true or false")
@@ -370,6 +602,8 @@ def _read_case(
         divergence=divergence,
         metric=metric,
         where=str(reader.locations.get(path, Location(reader.source))),
+        compare=compared,
+        canonicalise=tuple(canonicalise),
         **limits,
     )
 
@@ -377,7 +611,9 @@ def _read_case(
 _FUNCTION_KEYS = ("signature", "outputs", "shapes", "doc", "reference", "cases")
 
 
-def _read_function(reader: _Reader, raw: Any, name: str, path: str, defaults) -> FunctionSpec:
+def _read_function(
+    reader: _Reader, raw: Any, name: str, path: str, defaults, data: Mapping[str, DataFileSpec] = {}
+) -> FunctionSpec:
     reader.mapping(raw, path, _FUNCTION_KEYS, _FUNCTION_KEYS)
     signature = reader.names(raw["signature"], _join(path, "signature"))
     outputs = reader.names(raw["outputs"], _join(path, "outputs"))
@@ -408,7 +644,7 @@ def _read_function(reader: _Reader, raw: Any, name: str, path: str, defaults) ->
     if not isinstance(raw["cases"], list) or not raw["cases"]:
         raise reader.fail(cases_path, "must be a non-empty list of test cases")
     cases = tuple(
-        _read_case(reader, case, f"{cases_path}[{i}]", signature, defaults)
+        _read_case(reader, case, f"{cases_path}[{i}]", signature, defaults, outputs, data)
         for i, case in enumerate(raw["cases"])
     )
     return FunctionSpec(
@@ -422,6 +658,32 @@ def _read_function(reader: _Reader, raw: Any, name: str, path: str, defaults) ->
     )
 
 
+def _read_data(reader: _Reader, raw: Any) -> tuple[DataFileSpec, ...]:
+    """The ``data`` section: ``FILE.npy: {source, start, stop, handout}``."""
+    if raw is None:
+        return ()
+    entries = []
+    for file, body in reader.mapping(raw, "data", _keys(raw)).items():
+        at = f"data.{file}"
+        if not isinstance(file, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.npy$", file):
+            raise reader.fail(at, f"{file!r} is not a file name of data/ (name.npy)")
+        reader.mapping(body, at, ("source", "start", "stop", "handout"), ("source", "stop"))
+        source = reader.choice(body["source"], f"{at}.source", DATA_SOURCES, "a data source")
+        start = reader.number(body.get("start", 0), f"{at}.start", integer=True)
+        stop = reader.number(body["stop"], f"{at}.stop", integer=True)
+        if not start < stop <= DATA_SOURCE_ROWS[source]:
+            raise reader.fail(
+                f"{at}.stop",
+                f"rows [{start}, {stop}) are not within the {DATA_SOURCE_ROWS[source]:,} rows "
+                f"of {source} (start < stop <= {DATA_SOURCE_ROWS[source]:,})",
+            )
+        handout = body.get("handout", True)
+        if not isinstance(handout, bool):
+            raise reader.fail(f"{at}.handout", "must be true or false")
+        entries.append(DataFileSpec(file, source, start, stop, handout))
+    return tuple(entries)
+
+
 def load_spec(path: Path | str) -> AssignmentSpec:
     """Read an assignment spec strictly; ConfigError (one line, file:line:col) if it is not
     one. Test names are unique across the assignment (they name rows in results.json)."""
@@ -429,7 +691,7 @@ def load_spec(path: Path | str) -> AssignmentSpec:
     source = str(path)
     reader = _Reader(raw_config.locations, source)
     raw = reader.mapping(
-        raw_config.values, "", ("assignment", "defaults", "files"), ("assignment", "files")
+        raw_config.values, "", ("assignment", "defaults", "data", "files"), ("assignment", "files")
     )
     head = reader.mapping(
         raw["assignment"], "assignment", ("name", "title", "allowed_imports"), ("name", "title")
@@ -440,6 +702,8 @@ def load_spec(path: Path | str) -> AssignmentSpec:
         for key, value in given.items():
             strict = key in ("time_limit", "memory_mb")
             defaults[key] = reader.number(value, f"defaults.{key}", strict=strict)
+    data = _read_data(reader, raw.get("data"))
+    data_files = {entry.name: entry for entry in data}
     files = reader.mapping(raw["files"], "files", _keys(raw["files"]))
     if not files:
         raise reader.fail("files", "must name at least one file")
@@ -454,7 +718,7 @@ def load_spec(path: Path | str) -> AssignmentSpec:
         for name, function in functions.items():
             where = f"{at}.functions.{name}"
             reader.string(name, where, _NAME)
-            spec = _read_function(reader, function, name, where, defaults)
+            spec = _read_function(reader, function, name, where, defaults, data_files)
             for i, case in enumerate(spec.cases):
                 if case.name in seen:
                     raise reader.fail(
@@ -471,6 +735,7 @@ def load_spec(path: Path | str) -> AssignmentSpec:
         allowed_imports=reader.names(imports, "assignment.allowed_imports"),
         files=tuple(specs),
         source=source,
+        data=data,
     )
 
 
@@ -500,6 +765,15 @@ def _draw(spec: InputSpec, rng: np.random.Generator) -> Any:
         return rng.choice(np.asarray(get("values")), size=get("shape"))
     elif kind == "array":
         return np.array(get("values"), dtype=get("dtype"))
+    elif kind == "gram":
+        X = rng.normal(size=get("shape"))
+        if get("kernel", "linear") == "linear":
+            return X @ X.T
+        sq = np.sum(X * X, axis=1)
+        distances = np.maximum(sq[:, None] - 2 * X @ X.T + sq[None, :], 0.0)
+        return np.exp(-get("gamma", 1.0) * distances)
+    elif kind == "npy":
+        return DATA_SOURCES[get("source")](get("start"), get("stop"))
     else:  # data
         from kernelnet.safe_read import read_npz
         from kernelnet.shipped import shipped
@@ -516,8 +790,8 @@ def _draw(spec: InputSpec, rng: np.random.Generator) -> Any:
 
 def generate_inputs(case: CaseSpec, rng: np.random.Generator | None = None) -> dict[str, Any]:
     """The case's arguments, by name, in the order they are written in the spec. ``rng``
-    defaults to ``default_rng(case.seed)``; no global random state is touched."""
-    rng = np.random.default_rng(case.seed) if rng is None else rng
+    defaults to ``seeded_rng(case.seed)``; no global random state is touched."""
+    rng = seeded_rng(case.seed) if rng is None else rng
     return {spec.name: _draw(spec, rng) for spec in case.inputs}
 
 
@@ -536,3 +810,153 @@ def expected_outputs(
         return inputs, None
     arguments = [_copy(inputs[name]) for name in function.signature]
     return inputs, REFERENCES[function.reference](*arguments)
+
+
+# -- the data section --
+def data_array(entry: DataFileSpec) -> np.ndarray:
+    """The array of one data file (deterministic: the same rows of the shipped data)."""
+    return DATA_SOURCES[entry.source](entry.start, entry.stop)
+
+
+def data_arrays(spec: AssignmentSpec, handout_only: bool = True) -> dict[str, np.ndarray]:
+    """File name -> array: the files students get (``handout_only``) or all of them."""
+    return {e.name: data_array(e) for e in spec.data if e.handout or not handout_only}
+
+
+def write_data(spec: AssignmentSpec, folder: Path, handout_only: bool = True) -> list[Path]:
+    """Write the data files as ``folder/NAME.npy`` (plain arrays, no pickle), atomically;
+    the paths written. The handout writes them into the students' ``data/``; the grader
+    passes the same paths to the sandbox, which copies them into the child's ``data/``."""
+    from kernelnet.safe_write import write_atomic
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, array in data_arrays(spec, handout_only).items():
+        path = folder / name
+        write_atomic(path, lambda handle, a=array: np.save(handle, a, allow_pickle=False), folder)
+        paths.append(path)
+    return paths
+
+
+# -- judging one case (in the parent, on data the child sent back) --
+def _sort_rows(arrays: list[Any]) -> list[Any] | None:
+    """The arrays with their rows (first axis) in one order: that of the rows of
+    ``[a | b | ...]`` sorted lexicographically. None when they are not all numeric 1-D/2-D
+    arrays of the same length (the comparison then reports the dtype or shape)."""
+    arrays = [np.asarray(a) for a in arrays]
+    if not all(a.dtype.kind in "biuf" and a.ndim in (1, 2) for a in arrays):
+        return None
+    if len({a.shape[0] for a in arrays}) != 1:
+        return None
+    table = np.hstack([a.reshape(a.shape[0], -1).astype(np.float64) for a in arrays])
+    order = np.lexsort(table.T[::-1])  # lexsort's last key is the primary one
+    return [a[order] for a in arrays]
+
+
+def _fix_sign(arrays: list[Any]) -> list[Any] | None:
+    """The arrays times -1 when the first nonzero element of the first is negative (so
+    ``A = -y', b = 0`` and ``A = y', b = 0``, the same constraint, compare equal)."""
+    arrays = [np.asarray(a) for a in arrays]
+    if not all(a.dtype.kind in "if" for a in arrays):
+        return None
+    nonzero = np.flatnonzero(arrays[0])
+    if nonzero.size and arrays[0].flat[nonzero[0]] < 0:
+        return [-a for a in arrays]
+    return arrays
+
+
+_TRANSFORMS = {"sort_rows": _sort_rows, "fix_sign": _fix_sign}
+
+
+def graded_outputs(function: FunctionSpec, case: CaseSpec, value: Any) -> Any:
+    """What a case compares of ``value`` (the reference's or the submission's outputs, in
+    ``function.outputs`` order): the case's ``canonicalise`` transforms applied in order,
+    then the outputs ``compare`` names. Anything without the expected structure comes back
+    unchanged, for :func:`compare` to name what is wrong with it."""
+    names = function.outputs
+    if len(names) == 1:
+        if not case.canonicalise:
+            return value
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or len(value) != len(names):
+        return value
+    named = dict(zip(names, value))
+    for transform, outputs in case.canonicalise:
+        changed = _TRANSFORMS[transform]([named[n] for n in outputs])
+        if changed is not None:
+            named.update(zip(outputs, changed))
+    kept = case.compare or names
+    return named[kept[0]] if len(kept) == 1 else tuple(named[n] for n in kept)
+
+
+def judge(
+    function: FunctionSpec,
+    case: CaseSpec,
+    expected: Any,
+    got: Any,
+    inputs_before: Mapping[str, Any] | None = None,
+    inputs_after: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """The verdict of a value case: :func:`graded_outputs` applied to BOTH the expected and
+    the submission's outputs, then :func:`kernelnet.grading.codes.compare` with the case's
+    tolerances and divergence rule."""
+    kept = case.compare or function.outputs
+    return compare(
+        graded_outputs(function, case, expected),
+        graded_outputs(function, case, got),
+        rtol=case.rtol,
+        atol=case.atol,
+        inputs_before=inputs_before,
+        inputs_after=inputs_after,
+        names=kept if len(kept) > 1 else None,
+        divergence=case.divergence,
+    )
+
+
+def metric_data(spec: AssignmentSpec, case: CaseSpec) -> dict[str, np.ndarray]:
+    """The held-out arrays a training case's metric reads, by metric argument."""
+    if case.metric is None:
+        return {}
+    return {arg: data_array(spec.data_file(file)) for arg, file in case.metric.data}
+
+
+def judge_metric(
+    spec: AssignmentSpec,
+    function: FunctionSpec,
+    case: CaseSpec,
+    inputs: Mapping[str, Any],
+    got: Any,
+    data: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """The verdict of a training case: 50 for the wrong structure, 51 for an output that is
+    not floating point, 61 for NaN/inf in an output (training diverged), 52 when the
+    outputs do not fit the metric's data, else 60/0 from the metric against its threshold
+    (:func:`kernelnet.grading.codes.compare_threshold`). ``data`` defaults to
+    :func:`metric_data`."""
+    metric = case.metric
+    assert metric is not None, f"{case.name} is not a training case"
+    names = function.outputs
+    values = (got,) if len(names) == 1 else got
+    if not isinstance(values, (tuple, list)) or len(values) != len(names):
+        return compare(tuple(None for _ in names) if len(names) > 1 else 0.0, got,
+                       rtol=0, atol=0)  # fmt: skip
+    for name, value in zip(names, values):
+        array = np.asarray(value) if value is not None else None
+        if array is None or array.dtype.kind not in "f":
+            kind = "None" if array is None else str(array.dtype)
+            return Verdict(Code.WRONG_DTYPE, f"output {name}: expected float64 but got {kind}")
+        if not np.all(np.isfinite(array)):
+            count = int(np.sum(~np.isfinite(array)))
+            return Verdict(
+                Code.DIVERGED,
+                f"output {name}: {count} of {array.size} values are nan or inf: training "
+                "diverged (a learning rate too large, or an unstable softmax?)",
+            )
+    data = metric_data(spec, case) if data is None else data
+    try:
+        value = METRICS[metric.name](inputs, got, data)
+    except (ValueError, IndexError) as exc:  # matmul shape mismatches
+        shapes = ", ".join(f"{n} {np.shape(v)}" for n, v in zip(names, values))
+        return Verdict(Code.WRONG_SHAPE, f"the outputs do not fit ({shapes}): {exc}")
+    return compare_threshold(metric.name, value, metric.threshold, metric.higher_is_better)
