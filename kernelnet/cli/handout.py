@@ -24,7 +24,8 @@ def handout(
     kernelnet handout hw3 hw3 && cd hw3 && kernelnet grade hw3 .
     """
     with user_errors(debug):
-        from kernelnet.grading.handout import load_assignment, write_handout
+        from kernelnet.grading.handout import write_handout
+        from kernelnet.grading.spec import load_assignment
 
         written = write_handout(load_assignment(assignment), folder, force)
     for path in written:

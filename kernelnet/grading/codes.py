@@ -388,3 +388,23 @@ def compare_threshold(metric: str, value: Any, threshold: float, higher_is_bette
             f"{metric} {_show(number)} is above the threshold {_show(threshold)}",
         )
     return PASS
+
+
+# What a student usually does about each code (shown by `kernelnet grade` beside a failure).
+HINTS: dict[int, str] = {
+    1: "your code ended the process (os._exit, a signal, closed pipes): return instead",
+    2: "your code raised: the lines shown are where; run the function yourself on small inputs",
+    40: "the function still raises NotImplementedError: write its body",
+    50: "return exactly the outputs the docstring lists, in that order",
+    51: "return float64 arrays (np.float64): not float32, not integers",
+    52: "check the shapes in the docstring: a (1, D) row is not a (D,) vector; check transposes",
+    53: "the values differ: check the formula against the docstring, term by term",
+    54: "off by exactly 1 everywhere it differs: rounding, or an off-by-one index",
+    55: "an input array was changed in place: compute on a copy (x.copy(), or out = f(x))",
+    60: "it trains but not well enough: check the gradients, the learning rate, the updates",
+    61: "NaN or infinity: shift scores by their max before exp, lower the learning rate",
+    70: "too slow: vectorise loops over samples with NumPy; look for a loop that never ends",
+    71: "too much memory: avoid materialising large intermediate arrays",
+    72: "an import the assignment does not allow: use only the allowed libraries",
+    73: "too much printed or returned: remove debugging prints",
+}

@@ -32,22 +32,12 @@ from kernelnet.grading.spec import (
     FileSpec,
     FunctionSpec,
     data_arrays,
-    load_spec,
-    shipped_spec,
 )
 
 README = "README.md"
 DATA = "data"
 _WIDTH = 92  # wrapped prose in the starter files stays under 100 columns with its indent
 _FIRST_ADDITION = int(Code.TIME_LIMIT)  # codes from here on are kernelnet's, not the course's
-
-
-def load_assignment(name: str) -> AssignmentSpec:
-    """A shipped assignment by name (``hw3``), or an instructor's spec by path (a name
-    ending in .yaml or .yml, or holding a folder separator)."""
-    if name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name:
-        return load_spec(Path(name))
-    return shipped_spec(name)
 
 
 # -- Python text --

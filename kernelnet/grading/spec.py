@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -747,6 +748,14 @@ def shipped_spec(name: str) -> AssignmentSpec:
         tip = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(f"no assignment {name!r}; shipped: {', '.join(names)}{tip}")
     return load_spec(ASSIGNMENTS / f"{name}.yaml")
+
+
+def load_assignment(name: str) -> AssignmentSpec:
+    """A shipped assignment by name (``hw3``), or an instructor's spec by path (a name
+    ending in .yaml or .yml, or holding a folder separator)."""
+    if name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name:
+        return load_spec(Path(name))
+    return shipped_spec(name)
 
 
 # -- inputs and expected outputs --
