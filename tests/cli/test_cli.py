@@ -281,7 +281,7 @@ def _start_long_run(tmp_path):
     )
     deadline = time.time() + 60
     while time.time() < deadline:
-        manifests = list(tmp_path.glob("svm-primal/*/run.json"))
+        manifests = list(tmp_path.glob("svm-primal/[!.]*/run.json"))  # not one being made
         if manifests and json.loads(manifests[0].read_text()).get("status") == "running":
             time.sleep(0.5)
             return process, manifests[0]

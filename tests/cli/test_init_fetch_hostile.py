@@ -115,7 +115,8 @@ def test_init_with_a_name_too_long_is_one_line(tmp_path):
 
 def test_init_into_a_file_is_one_line_and_leaves_the_file(tmp_path, outside):
     line = one_error_line(invoke("init", outside))
-    assert line == f"error: {outside}: exists and is not a folder; give a folder for the configs"
+    assert line.startswith("error: ")  # the path itself is shortened when long
+    assert line.endswith(": exists and is not a folder; give a folder for the configs")
     assert outside.read_text() == "the user's own file\n"
 
 
@@ -194,7 +195,8 @@ def test_fetch_with_a_url_that_is_not_a_mirror_is_one_line(tmp_path, url, messag
 
 def test_fetch_into_a_dest_that_is_a_file_is_one_line_before_downloading(tmp_path, outside, mirror):
     line = one_error_line(invoke("data", "fetch", "mnist", "--url", mirror.url, "--dest", outside))
-    assert line == f"error: --dest {outside}: {outside.name} exists and is not a folder"
+    assert line.startswith("error: --dest ")  # the path itself is shortened when long
+    assert line.endswith(f": {outside.name} exists and is not a folder")
     assert outside.read_text() == "the user's own file\n" and mirror.requests == 0
 
 
