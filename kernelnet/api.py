@@ -52,6 +52,22 @@ def _apply(raw, overrides: Mapping[str, Any] | Sequence[str] | None) -> None:
         raw.override(str(item), source="overrides")
 
 
+def _check_arguments(experiment, config, overrides, runs_dir, seed) -> None:
+    """The types ``run`` takes, said in one line before anything is made."""
+    checks = [
+        ("experiment", experiment, isinstance(experiment, str), "an experiment name"),
+        ("config", config, config is None or isinstance(config, (str, Path, Mapping)),
+         "a YAML path or a mapping"),
+        ("overrides", overrides, overrides is None or isinstance(overrides, (Mapping, Sequence)),
+         "a dict or a list of 'key=value' items"),
+        ("runs_dir", runs_dir, isinstance(runs_dir, (str, Path)), "a folder path"),
+        ("seed", seed, seed is None or type(seed) is int, "a whole number"),
+    ]  # fmt: skip
+    for name, value, ok, wanted in checks:
+        if not ok:
+            raise ConfigError(f"{name} must be {wanted}, not {type(value).__name__} {value!r:.60}")
+
+
 def run(
     experiment: str,
     *,
@@ -71,6 +87,7 @@ def run(
     from kernelnet.experiments import get_experiment
     from kernelnet.runner import execute, resolve_experiment_config
 
+    _check_arguments(experiment, config, overrides, runs_dir, seed)
     if not str(runs_dir).strip():  # Path("") is "." : refuse it before it becomes one
         raise ConfigError("runs_dir must not be empty")
     chosen = get_experiment(experiment)

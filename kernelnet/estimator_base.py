@@ -55,6 +55,11 @@ class Constraint:
         return str(self)
 
 
+# The largest epoch count an estimator takes, as the command line bounds integer settings:
+# beyond it a fit would run for days, and 2**70 would never end.
+MAX_EPOCHS = 10**9
+
+
 class Interval(Constraint):
     """Numbers of ``kind`` (``numbers.Integral`` or ``numbers.Real``) from ``left`` to
     ``right`` (None: unbounded), ``closed`` on the "left", "right", "both" or "neither"

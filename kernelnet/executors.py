@@ -287,6 +287,11 @@ def make_executor(
 ) -> Executor:
     """Dask when a scheduler is named (argument or DASK_SCHEDULER_ADDRESS), else a process
     pool for more than one worker, else serial."""
+    if type(workers) is not int or workers < 1:  # bool is not a worker count
+        raise ConfigError(f"workers must be a whole number of at least 1, not {workers!r}")
+    for name, value in (("--scheduler", scheduler), ("--scheduler-file", scheduler_file)):
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{name} must not be empty (leave it out to run locally)")
     source = "--scheduler"
     if not scheduler and not scheduler_file and os.environ.get("DASK_SCHEDULER_ADDRESS"):
         scheduler, source = os.environ["DASK_SCHEDULER_ADDRESS"], "DASK_SCHEDULER_ADDRESS"

@@ -5,8 +5,9 @@ matrix, a cvxopt problem, a weight history) is estimated first and refused, with
 saying what it needs and what to do instead, when it is over the memory limit: never an
 out-of-memory death half way through a run.
 
-The limit is half of this machine's memory (or of the cgroup's limit, when lower), and the
-user raises or lowers it with ``KERNELNET_MEMORY_LIMIT`` (bytes, or a number with K, M, G or
+The limit is half of this machine's memory (or of the cgroup's limit, when lower), never
+more than what the process's address-space limit leaves; the user raises or lowers it with
+``KERNELNET_MEMORY_LIMIT`` (bytes, or a number with K, M, G or
 T: ``KERNELNET_MEMORY_LIMIT=16G``). It is read where it is used, never stored.
 """
 
@@ -58,13 +59,29 @@ def physical_memory() -> int:
     return min(total, limit) if limit else total
 
 
+def _address_space_left() -> int | None:
+    """What this process's address-space limit (``ulimit -v``, ``prlimit --as``) leaves
+    beyond what it maps now; None when there is no such limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        mapped = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return soft
+    return max(0, soft - mapped * os.sysconf("SC_PAGE_SIZE"))
+
+
 def memory_limit() -> int:
     """Bytes that one piece of work may need: ``KERNELNET_MEMORY_LIMIT`` if set, else half
-    of the machine's (or cgroup's) memory."""
+    of the machine's (or cgroup's) memory; never more than the process's address-space
+    limit leaves (a refusal in one line beats a MemoryError half way)."""
     text = os.environ.get(ENV)
-    if text:
-        return parse_size(text)
-    return physical_memory() // 2
+    limit = parse_size(text) if text else physical_memory() // 2
+    left = _address_space_left()
+    return limit if left is None else min(limit, left)
 
 
 def check_memory(what: str, needed: float, instead: str) -> None:

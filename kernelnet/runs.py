@@ -154,6 +154,11 @@ class RunDir:
         parent = Path(runs_dir) / experiment
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            if not safe_read.inside(parent, Path(runs_dir)):  # runs/<experiment> links out
+                raise RunFolderError(
+                    f"{parent}: a link out of {runs_dir} (to {os.path.realpath(parent)}); "
+                    "remove it, or give that folder as --runs-dir"
+                )
             while True:
                 stamp = time.strftime("%Y%m%d-%H%M%S")
                 name = f"{stamp}-{secrets.token_hex(2)}"
@@ -314,13 +319,19 @@ class RunDir:
         try:
             rows = safe_read.csv_rows(path, safe_read.RUN_FILE_BYTES, self.path)
             header = next(rows, None)
-            if header is None:
-                return []
-            return [
-                {name: (row[i] if i < len(row) else None) for i, name in enumerate(header)}
-                for row in rows
-                if row  # csv.DictReader's rule: blank lines are not rows
-            ]
+            if not header:
+                raise RunFolderError(f"{path}: damaged (empty: no header row)")
+            found = []
+            for number, row in enumerate(rows, start=2):
+                if not row:
+                    continue  # csv.DictReader's rule: blank lines are not rows
+                if len(row) != len(header):  # the runner writes every row whole
+                    raise RunFolderError(
+                        f"{path}:{number}: damaged ({len(row)} fields, the header has "
+                        f"{len(header)})"
+                    )
+                found.append(dict(zip(header, row)))
+            return found
         except FileNotFoundError:
             raise RunFolderError(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -522,6 +533,14 @@ def resolve_run(name: str | Path, runs_dir: Path) -> RunDir:
     """A run named by its folder path, ``latest``, its id (``20261123-101500-ab12``) or a
     unique prefix of the id; RunFolderError saying what matched otherwise."""
     text = str(name)
+    try:
+        return _resolve(text, Path(runs_dir))
+    except OSError as exc:  # a name too long for the file system, a folder we cannot read
+        shown = text if len(text) <= 60 else f"{text[:40]}… ({len(text):,} characters)"
+        raise RunFolderError(f"{shown}: not a run ({exc.strerror or exc})") from None
+
+
+def _resolve(text: str, runs_dir: Path) -> RunDir:
     path = Path(text)
     if path.is_dir():
         return RunDir.open(path)

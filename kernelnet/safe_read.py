@@ -33,6 +33,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from tokenize import TokenError
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -177,11 +178,16 @@ def _member_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -
     with archive.open(info) as member:
         version = fmt.read_magic(member)
         if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(member, max_header_size=10_000)
+            read_header = fmt.read_array_header_1_0
         elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(member, max_header_size=10_000)
+            read_header = fmt.read_array_header_2_0
         else:
             raise ValueError(f"{where}: .npy format version {version} is not supported")
+        try:
+            shape, fortran, dtype = read_header(member, max_header_size=10_000)
+        except (SyntaxError, TokenError, TypeError, MemoryError, RecursionError) as exc:
+            # NumPy parses the header as a Python literal: a damaged one fails in these ways
+            raise ValueError(f"{where}: a damaged .npy header ({type(exc).__name__})") from None
         if dtype.hasobject or dtype.kind not in "biufcUS":
             raise ValueError(f"{where}: holds {dtype} values, not plain numbers or text")
         count = 1

@@ -53,4 +53,8 @@ app.command("grade")(grade)
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from kernelnet.cli.guard import run_app
+
+    sys.exit(run_app(app))

@@ -54,3 +54,30 @@ def user_errors(debug: bool) -> Iterator[None]:
             f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
         )
         raise typer.Exit(1) from None
+
+
+def run_app(app) -> int:
+    """Run the Typer app as the ``kernelnet`` command: a usage error (a bad option value, a
+    missing argument) is one line naming the command's --help, like every other error,
+    instead of click's three-line usage block. Returns the exit code."""
+    try:  # Typer 0.2x vendors click; older Typers use click itself
+        from typer._click import exceptions as click_exceptions
+    except ImportError:
+        from click import exceptions as click_exceptions
+
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:  # bare `kernelnet`: the help it asks for
+        exc.show()
+        return exc.exit_code
+    except click_exceptions.UsageError as exc:
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        _say("error:", "bold red", f"{exc.format_message()}{where}")
+        return 2
+    except click_exceptions.ClickException as exc:
+        _say("error:", "bold red", exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        _say("interrupted:", "bold yellow", "stopped")
+        return EXIT_INTERRUPTED
+    return code if isinstance(code, int) else 0

@@ -64,7 +64,7 @@ def write_configs(folder: Path, force: bool) -> list[Path]:
 
 
 def init(
-    folder: Annotated[Path, typer.Argument(help="Where to write the configs.")] = Path("configs"),
+    folder: Annotated[str, typer.Argument(help="Where to write the configs.")] = "configs",
     force: Annotated[bool, typer.Option(help="Overwrite configs already there.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -73,6 +73,8 @@ def init(
     kernelnet init my-configs && kernelnet run my-configs/mnist.yaml
     """
     with user_errors(debug):
-        targets = write_configs(folder, force)
+        if not folder.strip():  # as Path, "" would silently become "." (this folder)
+            raise ConfigError("the folder must not be empty (give . for this folder)")
+        targets = write_configs(Path(folder), force)
     for target in targets:
         sys.stdout.write(f"{target}\n")

@@ -96,6 +96,8 @@ def _reading(path: Path) -> Iterator[None]:
 
 def _number(text: str, path: Path, line: int, column: str) -> float:
     try:
+        if "_" in text:  # Python's float() takes 1_000; a data file's number does not
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise DataError(

@@ -63,6 +63,10 @@ def check_X_y(X: Any, y: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"y must be 1-D (n_samples,); got shape {labels.shape}")
     if labels.dtype.kind == "c":  # as scikit-learn refuses it, with or without it loaded
         raise DataError("y: complex data not supported (give real labels)")
+    if labels.dtype.kind == "O":
+        kinds = {"string" if isinstance(v, str) else "number" for v in labels.tolist()}
+        if len(kinds) > 1:  # np.unique cannot order them: scikit-learn's message
+            raise DataError("y: Mix of label input types (string and number)")
     if labels.shape[0] != features.shape[0]:
         raise DataError(
             "Found input variables with inconsistent numbers of samples: "

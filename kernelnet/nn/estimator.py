@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from kernelnet.estimator_base import (
+    MAX_EPOCHS,
     BaseEstimator,
     ClassifierMixin,
     Interval,
@@ -43,7 +44,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         "activation": [StrOptions(ACTIVATIONS)],
         "optimizer": [StrOptions(OPTIMIZERS)],
         "learning_rate": [_POSITIVE],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, MAX_EPOCHS, closed="both")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],

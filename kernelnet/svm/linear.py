@@ -11,6 +11,7 @@ import numpy as np
 from kernelnet.data.validation import binary_labels
 from kernelnet.errors import Diverged
 from kernelnet.estimator_base import (
+    MAX_EPOCHS,
     BaseEstimator,
     ClassifierMixin,
     Interval,
@@ -32,7 +33,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
     _parameter_constraints = {
         "C": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, MAX_EPOCHS, closed="both")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "schedule": [StrOptions(SCHEDULES)],
         "decay": [Interval(Real, 0, None, closed="left")],
