@@ -21,6 +21,7 @@ INF, NAN = float("inf"), float("nan")
 FLOAT_GT0 = "a float in the range (0.0, inf)"
 FLOAT_GE0 = "a float in the range [0.0, inf)"
 INT_GE1 = "an int in the range [1, inf)"
+EPOCHS = "an int in the range [1, 1000000000]"
 SEED = "an int in the range [0, inf), an instance of 'numpy.random.Generator' or None"
 
 # (estimator, parameter, bad value, what the message says it must be)
@@ -82,8 +83,8 @@ BAD = [
     ("LinearSVM", "C", -1, FLOAT_GT0),
     ("LinearSVM", "learning_rate", INF, FLOAT_GT0),
     ("LinearSVM", "learning_rate", 0, FLOAT_GT0),
-    ("LinearSVM", "epochs", 0, INT_GE1),
-    ("LinearSVM", "epochs", 1.5, INT_GE1),
+    ("LinearSVM", "epochs", 0, EPOCHS),
+    ("LinearSVM", "epochs", 1.5, EPOCHS),
     ("LinearSVM", "batch_size", 0, INT_GE1 + " or None"),
     ("LinearSVM", "schedule", "cosine", "a str among {'constant', 'inverse', 'exponential'}"),
     ("LinearSVM", "decay", -0.1, FLOAT_GE0),
@@ -96,7 +97,7 @@ BAD = [
     ("MLPClassifier", "activation", "softplus", "a str among {'relu', 'leaky_relu', 'sigmoid'"),
     ("MLPClassifier", "optimizer", "lbfgs", "a str among {'sgd', 'momentum', 'nesterov'"),
     ("MLPClassifier", "learning_rate", INF, FLOAT_GT0),
-    ("MLPClassifier", "epochs", 0, INT_GE1),
+    ("MLPClassifier", "epochs", 0, EPOCHS),
     ("MLPClassifier", "batch_size", 0, INT_GE1),
     ("MLPClassifier", "weight_decay", -1e-4, FLOAT_GE0),
     ("MLPClassifier", "validation_fraction", 1, "a float in the range [0.0, 1.0)"),
@@ -260,7 +261,7 @@ def test_the_same_refusals_without_scikit_learn():
         f"The 'tol' parameter of KernelSVM must be {FLOAT_GT0}. Got -1.0 instead.",
         "The 'class_weight' parameter of KernelSVM names classes that are not in y: [7]. "
         "The classes in y are [0, 1].",
-        f"The 'epochs' parameter of LinearSVM must be {INT_GE1}. Got 0 instead.",
+        f"The 'epochs' parameter of LinearSVM must be {EPOCHS}. Got 0 instead.",
         f"The 'learning_rate' parameter of LinearSVM must be {FLOAT_GT0}. Got inf instead.",
         f"The 'hidden_layer_sizes' parameter of MLPClassifier must be {INT_GE1} or a list or "
         f"tuple whose items are each {INT_GE1}. Got (0,) instead.",
