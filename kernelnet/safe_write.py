@@ -12,6 +12,7 @@ with :class:`WriteRefused` before anything is created.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from kernelnet.errors import ConfigError
 from kernelnet.safe_read import RUN_FILE_BYTES, inside, read_bytes
 
 
@@ -122,3 +124,22 @@ def open_for_appending(path: Path) -> IO[str]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def shown(path: Path | str) -> str:
+    """A path as a one-line message shows it: whole, or its start and its length."""
+    text = str(path)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
+
+
+def cannot_write(folder: Path, exc: OSError, what: str) -> ConfigError:
+    """The one line for a user's folder that ``what`` ("configs", "the handout") cannot be
+    written into: a name too long, a refused link, or the OS's reason and the file."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return ConfigError(
+            f"{shown(folder)}: the name is too long for the file system (ENAMETOOLONG); "
+            "choose a shorter folder name"
+        )
+    why = exc.strerror or str(exc)  # a WriteRefused carries its own sentence
+    where = f": {exc.filename}" if exc.strerror and exc.filename else ""
+    return ConfigError(f"{shown(folder)}: cannot write {what} there ({why}{where})")

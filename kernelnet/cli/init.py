@@ -5,7 +5,6 @@ file outside DIR, or to nothing) counts as a config already there, and ``--force
 the link itself, never what it points at.
 """
 
-import errno
 import os
 import sys
 from pathlib import Path
@@ -20,37 +19,22 @@ from kernelnet.shipped import shipped
 MAX_SHIPPED_CONFIG = 2**20  # the largest shipped config is a few kB
 
 
-def _shown(folder: Path) -> str:
-    text = str(folder)
-    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
-
-
-def _cannot_write(folder: Path, exc: OSError) -> ConfigError:
-    if exc.errno == errno.ENAMETOOLONG:
-        return ConfigError(
-            f"{_shown(folder)}: the name is too long for the file system (ENAMETOOLONG); "
-            "choose a shorter folder name"
-        )
-    why = exc.strerror or str(exc)  # a WriteRefused carries its own sentence
-    where = f": {exc.filename}" if exc.strerror and exc.filename else ""
-    return ConfigError(f"{_shown(folder)}: cannot write configs there ({why}{where})")
-
-
 def write_configs(folder: Path, force: bool) -> list[Path]:
     """Copy every shipped config into ``folder``; the paths written, in order."""
     from kernelnet import safe_read  # imported here: `kernelnet --help` stays light
-    from kernelnet.safe_write import write_atomic
+    from kernelnet.safe_write import cannot_write, write_atomic
+    from kernelnet.safe_write import shown as shown_path
 
     if os.path.lexists(folder) and not folder.is_dir():
         raise ConfigError(
-            f"{_shown(folder)}: exists and is not a folder; give a folder for the configs"
+            f"{shown_path(folder)}: exists and is not a folder; give a folder for the configs"
         )
     sources = sorted(shipped("configs").glob("*.yaml"))
     targets = [folder / source.name for source in sources]
     clashes = [t for t in targets if os.path.lexists(t)]  # a dangling link is one too
     if clashes and not force:
         raise ConfigError(
-            f"{_shown(folder)}: {len(clashes)} config(s) already there ({clashes[0].name}, "
+            f"{shown_path(folder)}: {len(clashes)} config(s) already there ({clashes[0].name}, "
             "...); edit them, choose another folder, or pass --force to overwrite"
         )
     try:
@@ -59,7 +43,7 @@ def write_configs(folder: Path, force: bool) -> list[Path]:
             text = safe_read.read_bytes(source, MAX_SHIPPED_CONFIG)
             write_atomic(target, lambda handle, data=text: handle.write(data), root=folder)
     except OSError as exc:
-        raise _cannot_write(folder, exc) from None
+        raise cannot_write(folder, exc, "configs") from None
     return targets
 
 

@@ -15,7 +15,6 @@ allowed, and one function per spec entry with the exact signature, a docstring (
 
 from __future__ import annotations
 
-import errno
 import io
 import keyword
 import os
@@ -255,20 +254,6 @@ def render(spec: AssignmentSpec) -> list[tuple[str, bytes]]:
 
 
 # -- writing --
-def _shown(folder: Path) -> str:
-    text = str(folder)
-    return text if len(text) <= 80 else f"{text[:60]}… ({len(text):,} characters)"
-
-
-def _cannot_write(folder: Path, exc: OSError) -> ConfigError:
-    if exc.errno == errno.ENAMETOOLONG:
-        return ConfigError(
-            f"{_shown(folder)}: the name is too long for the file system (ENAMETOOLONG); "
-            "choose a shorter folder name"
-        )
-    why = exc.strerror or str(exc)  # a WriteRefused carries its own sentence
-    where = f": {exc.filename}" if exc.strerror and exc.filename else ""
-    return ConfigError(f"{_shown(folder)}: cannot write the handout there ({why}{where})")
 
 
 def write_handout(spec: AssignmentSpec, folder: Path, force: bool = False) -> list[Path]:
@@ -278,26 +263,27 @@ def write_handout(spec: AssignmentSpec, folder: Path, force: bool = False) -> li
     ``force``, any target name already taken, a dangling symlink included. Each file is
     written atomically with ``root=folder``: a symlink at a target name is replaced, never
     written through, and a ``data/`` that links out of the folder is refused."""
-    from kernelnet.safe_write import write_atomic
+    from kernelnet.safe_write import cannot_write, write_atomic
+    from kernelnet.safe_write import shown as shown_path
 
     folder = Path(folder)
     files = render(spec)  # rendered first: a spec that cannot be rendered writes nothing
     try:
         if os.path.lexists(folder) and not folder.is_dir():
             raise ConfigError(
-                f"{_shown(folder)}: exists and is not a folder; give a folder for the handout"
+                f"{shown_path(folder)}: exists and is not a folder; give a folder for the handout"
             )
         targets = [folder / name for name, _ in files]
         clashes = [target for target in targets if os.path.lexists(target)]
         if clashes and not force:
             first = clashes[0].relative_to(folder)
             raise ConfigError(
-                f"{_shown(folder)}: {len(clashes)} handout file(s) already there ({first}, "
+                f"{shown_path(folder)}: {len(clashes)} handout file(s) already there ({first}, "
                 "...); choose another folder, or pass --force to overwrite them"
             )
         folder.mkdir(parents=True, exist_ok=True)
         for target, (_, content) in zip(targets, files):
             write_atomic(target, lambda handle, data=content: handle.write(data), root=folder)
     except OSError as exc:
-        raise _cannot_write(folder, exc) from None
+        raise cannot_write(folder, exc, "the handout") from None
     return targets
