@@ -49,7 +49,16 @@ RESULT_JSON_BYTES = 1 * MiB
 # file of the uid" are this run's and nothing else's, and RLIMIT_NPROC counts only them.
 UID_RANGE = (2_000_000_000, 2_100_000_000)
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
-NUMPY_PRELOAD = ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial")
+# Submodules an allowed package imports lazily, loaded before the uid drop: after it, an
+# interpreter installed in a folder only root may read (a venv under /root, a 0700 temporary
+# folder) can import nothing more.
+PRELOADS = {
+    "numpy": ("numpy.random", "numpy.fft", "numpy.linalg", "numpy.polynomial"),
+    "cvxopt": (
+        "cvxopt.base", "cvxopt.blas", "cvxopt.lapack", "cvxopt.misc", "cvxopt.misc_solvers",
+        "cvxopt.coneprog", "cvxopt.cvxprog", "cvxopt.solvers", "cvxopt.printing",
+    ),
+}  # fmt: skip
 
 
 class Status(str, enum.Enum):
@@ -378,7 +387,7 @@ def run_function(
     if not module.isidentifier() or not function.isidentifier():
         raise ValueError(f"module {module!r} and function {function!r} must be Python names")
     allowed = sorted(set(allowed_imports))
-    preload = list(preload) + (list(NUMPY_PRELOAD) if "numpy" in allowed else [])
+    preload = list(preload) + [name for package in allowed for name in PRELOADS.get(package, ())]
     root = _is_root()
     uid = _fresh_uid() if root else None
     caveats = []
