@@ -1,6 +1,6 @@
-"""What the hostile-input tests share: the command line as a real process with a timeout,
-a call in a thread with a deadline (a hang fails the test instead of hanging the suite),
-and the one-line contract of a refusal."""
+"""What the hostile-input tests share: the command line as a real process with a timeout or
+in this process (CliRunner), a call in a thread with a deadline (a hang fails the test
+instead of hanging the suite), and the one-line contract of a refusal."""
 
 import os
 import subprocess
@@ -50,3 +50,21 @@ def within_deadline(call, seconds=TIMEOUT):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def invoke(*args):
+    """``kernelnet ARGS`` in this process (typer's CliRunner)."""
+    from typer.testing import CliRunner
+
+    from kernelnet.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, code: int = 2) -> str:
+    """A CliRunner result's one stderr line (exit ``code``, no traceback, no internal error)."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return lines[0]

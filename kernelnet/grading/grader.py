@@ -41,7 +41,7 @@ import numpy as np
 
 from kernelnet.errors import ConfigError
 from kernelnet.grading.codes import Code, Verdict
-from kernelnet.grading.sandbox import Limits, Outcome, Status, run_function
+from kernelnet.grading.sandbox import MAX_SOURCE_BYTES, Limits, Outcome, Status, run_function
 from kernelnet.grading.spec import (
     AssignmentSpec,
     CaseSpec,
@@ -54,7 +54,6 @@ from kernelnet.grading.spec import (
 from kernelnet.safe_read import open_regular
 
 MAX_ZIP_BYTES = 64 * 2**20
-MAX_SOURCE_BYTES = 2 * 2**20  # one .py file, inflated
 MAX_MEMBERS = 500
 
 _STATUS_CODES = {

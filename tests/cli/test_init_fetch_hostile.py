@@ -9,28 +9,14 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from kernelnet.cli import app
 from kernelnet.data.registry import data_root
 from kernelnet.shipped import shipped
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code: int = 2) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
-    return lines[0]
+from tests.helpers import invoke, one_error_line
 
 
 @pytest.fixture
@@ -39,38 +25,6 @@ def outside(tmp_path) -> Path:
     path = tmp_path / "outside.txt"
     path.write_text("the user's own file\n")
     return path
-
-
-@pytest.fixture
-def unwritable(tmp_path):
-    """Make a folder really unwritable: chmod binds for a user; root ignores permissions, so
-    as root only an immutable folder (chattr +i) does. Undone at the end."""
-    locked: list[tuple[Path, str]] = []
-
-    def lock(folder: Path) -> None:
-        if os.geteuid() != 0:
-            folder.chmod(0o555)
-            locked.append((folder, "chmod"))
-            return
-        try:
-            done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
-        except FileNotFoundError:
-            pytest.skip("running as root without chattr: no folder can be made unwritable")
-        if done.returncode != 0:
-            pytest.skip(f"running as root and chattr +i is refused here: {done.stderr!r}")
-        locked.append((folder, "chattr"))
-        try:
-            (folder / ".probe").touch()
-            pytest.skip("chattr +i does not bind on this file system")
-        except OSError:
-            pass
-
-    yield lock
-    for folder, how in locked:
-        if how == "chmod":
-            folder.chmod(0o755)
-        else:
-            subprocess.run(["chattr", "-i", str(folder)], check=False)
 
 
 # kernelnet init

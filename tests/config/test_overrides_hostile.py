@@ -7,21 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from kernelnet.cli import app
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code: int = 2) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
-    return lines[0]
+from tests.helpers import invoke, one_error_line
 
 
 @pytest.mark.parametrize(

@@ -14,47 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from kernelnet.cli import app as kernelnet_app
-from kernelnet.cli.handout import handout
 from kernelnet.grading import handout as handout_module
 from kernelnet.grading import spec as spec_module
 from kernelnet.grading.codes import MEANINGS
 from kernelnet.grading.spec import shipped_spec
-from tests.cli.test_init_fetch_hostile import unwritable  # noqa: F401 - a fixture
-from tests.helpers import kernelnet_cli, one_line
+from tests.helpers import invoke, kernelnet_cli, one_error_line, one_line
 
 HW3 = shipped_spec("hw3")
-REGISTERED = any(command.name == "handout" for command in kernelnet_app.registered_commands)
-
-
-def _cli() -> typer.Typer:
-    """The real ``kernelnet`` app once ``handout`` is registered there; until then a local app
-    holding only this command, called the same way (``handout hw3 DIR``)."""
-    if REGISTERED:
-        return kernelnet_app
-    local = typer.Typer()
-
-    @local.callback()
-    def root() -> None:  # a callback keeps the command name on the command line
-        """Test app."""
-
-    local.command("handout")(handout)
-    return local
-
-
-def invoke(*args):
-    return CliRunner().invoke(_cli(), [str(a) for a in args])
-
-
-def one_error_line(result, code: int = 2) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -297,7 +264,7 @@ def test_a_dir_whose_name_is_too_long_is_one_line(tmp_path):
     assert "… (" in line
 
 
-def test_a_dir_that_cannot_be_written_is_one_line(tmp_path, unwritable):  # noqa: F811
+def test_a_dir_that_cannot_be_written_is_one_line(tmp_path, unwritable):
     folder = tmp_path / "locked"
     folder.mkdir()
     unwritable(folder)
@@ -376,9 +343,6 @@ def test_data_files_go_to_data_as_npy_and_a_data_folder_linking_out_is_refused(
     assert list(elsewhere.iterdir()) == []
 
 
-@pytest.mark.skipif(
-    not REGISTERED, reason="needs app.command('handout')(handout) in kernelnet/cli/__init__.py"
-)
 def test_the_real_command_line_writes_the_handout_and_refuses_a_second_one(tmp_path):
     folder = tmp_path / "hw3"
     done = kernelnet_cli("handout", "hw3", folder)
