@@ -40,6 +40,15 @@ def _row_key_columns(run: RunDir) -> tuple[str, ...]:
     return experiment.row_key if experiment is not None else ()
 
 
+def _swept_labels(run: RunDir) -> set[str]:
+    """The swept keys' columns of a run (from grid.json; none if it cannot be read)."""
+    try:
+        cells = run.read_grid().get("cells", [])
+        return {label for cell in cells for label in cell.get("params", {})}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
 def _labelled(rows: list[dict[str, str]], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """Rows by ``cell`` plus the row key (``cell=C=1,epoch=3``); a run without a cell
     column (or rows the key does not tell apart) falls back to positions."""
@@ -86,7 +95,9 @@ def metric_differences(
     keys = _row_key_columns(run_a) or _row_key_columns(run_b)
     left = _labelled(run_a.read_metrics(), keys)
     right = _labelled(run_b.read_metrics(), keys)
-    identity = {"cell", *keys}
+    # A row's swept values are its cell's identity (what ``cell`` names), shown already as
+    # config differences: two grading runs of a class moved elsewhere differ in every path.
+    identity = {"cell", *keys, *_swept_labels(run_a), *_swept_labels(run_b)}
     differences = []
     for name in list(dict.fromkeys([*left, *right])):
         ra, rb = left.get(name, {}), right.get(name, {})

@@ -383,6 +383,9 @@ class CellFiles:
     def write_json(self, name: str, data: Any) -> Path:
         return self.run.write_json(self._relative(CELLS_DIR, name), data)
 
+    def write_text(self, name: str, text: str) -> Path:
+        return self.run.write_text(self._relative(CELLS_DIR, name), text)
+
     def read_json(self, name: str) -> Any:
         """A JSON file this cell wrote, through the bounded reader (FileNotFoundError if
         absent; OSError or ValueError if it is not a regular, sound JSON file in the run)."""

@@ -5,9 +5,8 @@ from typing import Annotated, Optional
 import typer
 
 import kernelnet
-from kernelnet.cli import experiments, reproduce
+from kernelnet.cli import experiments, grade, reproduce
 from kernelnet.cli.data import data_app
-from kernelnet.cli.grade import grade
 from kernelnet.cli.handout import handout
 from kernelnet.cli.init import init
 from kernelnet.cli.runs import rerun, runs_app
@@ -49,7 +48,7 @@ app.add_typer(data_app, name="data")
 app.command("rerun")(rerun)
 app.command("init")(init)
 app.command("handout")(handout)
-app.command("grade")(grade)
+app.command("grade", help=experiments.reflow(grade.HELP))(grade.command)
 
 
 def main() -> None:

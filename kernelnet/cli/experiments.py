@@ -96,8 +96,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         launch("mnist", common, {"train.epochs": ("--epochs", epochs)})
 
-    for name in CATALOG:
-        if name not in FLAGGED:
+    for name, entry in CATALOG.items():
+        if name not in FLAGGED and entry.command:
             app.command(name, help=describe(name))(_plain(name))
 
     @app.command(

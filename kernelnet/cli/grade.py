@@ -1,6 +1,6 @@
-"""``kernelnet grade ASSIGNMENT SUBMISSION``: run an assignment's tests on a submission in
-the sandbox and answer with the assignment's codes (kernelnet/grading/grader.py does the
-work)."""
+"""``kernelnet grade ASSIGNMENT SUBMISSIONS...``: one submission checked at once (a student's
+own check: a table of codes, no run folder), or a class graded as a run of the ``grade``
+experiment (kernelnet/experiments/grade.py): one cell per submission, every common option."""
 
 import json
 import sys
@@ -10,42 +10,155 @@ from typing import Annotated, Optional
 import typer
 
 from kernelnet.cli.guard import user_errors
+from kernelnet.cli.options import CommonOptions, with_common_options
+from kernelnet.experiments.catalog import CATALOG
+
+HELP = f"""Grade SUBMISSIONS against ASSIGNMENT's tests, each test in a sandboxed child
+process.
+
+One submission (a folder of .py files or a .zip) is checked at once and every test's code,
+points and reason printed; exit 0 when all pass, 1 when a test failed. Students check their
+work (visible tests, with hints):
+
+kernelnet grade hw3 .
+
+Several submissions, or a class folder holding them (a folder or a .zip per student), are a
+grading run: {CATALOG["grade"].details}
+
+Exit codes: 2 for a usage, spec or data error; for a class, 1 when a submission could not be
+graded at all (a damaged zip, say)."""
 
 
 def grade(
+    common: CommonOptions,
     assignment: Annotated[
-        str, typer.Argument(help="A shipped assignment (hw3, labs), or the path of a spec .yaml.")
-    ],
-    submission: Annotated[
-        Path, typer.Argument(help="The submission: a folder of .py files, or a .zip of them.")
-    ] = Path("."),
+        Optional[str],
+        typer.Argument(help="A shipped assignment (hw3, labs), or the path of a spec .yaml."),
+    ] = None,
+    submissions: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Submissions: folders of .py files or .zip files, or class folders of them."
+        ),
+    ] = None,
     all_tests: Annotated[
-        bool, typer.Option("--all", help="Run the hidden tests too (instructors).")
+        bool, typer.Option("--all", help="One submission: run the hidden tests too.")
     ] = False,
     json_path: Annotated[
         Optional[Path],
-        typer.Option("--json", help="Also write Gradescope's results.json here."),
+        typer.Option("--json", help="One submission: also write Gradescope's results.json here."),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--manifest",
+            help="A class: a CSV with submission and student columns, the student ids of "
+            "grades.csv (default: the class folder's manifest.csv, if any).",
+        ),
+    ] = None,
 ) -> None:
-    """Grade SUBMISSION against ASSIGNMENT's tests, each in a sandboxed child process, and
-    print every test's code, points and reason. Exit 0 when all pass, 1 when a test failed,
-    2 for a usage or spec error. Students check their work (visible tests, with hints):
+    paths = list(submissions or [])
+    if _one_submission(common, paths):
+        _grade_one(
+            assignment or "hw3",
+            paths[0] if paths else Path("."),
+            all_tests,
+            json_path,
+            common.debug,
+        )
+        return
+    with user_errors(common.debug):
+        if json_path is not None or all_tests:
+            from kernelnet.errors import ConfigError
 
-    kernelnet grade hw3 .
+            flag = "--json" if json_path is not None else "--all"
+            raise ConfigError(
+                f"{flag} is for one submission; a class's grading run runs the hidden tests "
+                "(the config's hidden: true) and writes each submission's results.json in its "
+                "cell folder"
+            )
+    _grade_class(common, assignment, paths, manifest)
 
-    Instructors grade everything and write Gradescope's results.json:
 
-    kernelnet grade hw3 submissions/alice.zip --all --json results.json
-    """
+def _one_submission(common: CommonOptions, paths: list[Path]) -> bool:
+    """A student's own check: at most one path, itself a submission, and no run options."""
+    from kernelnet.grading.roster import is_submission
+
+    run_options = (
+        common.resume
+        or common.config
+        or common.set
+        or common.workers != 1
+        or common.scheduler
+        or common.scheduler_file
+        or common.dry_run
+        or common.print_config
+    )
+    if run_options or len(paths) > 1:
+        return False
+    return not paths or is_submission(paths[0]) or not paths[0].exists()
+
+
+def _grade_class(
+    common: CommonOptions, assignment: Optional[str], paths: list[Path], manifest: Optional[Path]
+) -> None:
+    from kernelnet.cli.launch import (
+        build_config,
+        preview,
+        print_run_path,
+        resume_config_path,
+        run_resolved,
+    )
+    from kernelnet.config import RawConfig, read_config_file
+    from kernelnet.experiments import get_experiment
+    from kernelnet.grading.roster import class_manifest, find_submissions
+
+    with user_errors(common.debug):
+        experiment = get_experiment("grade")
+        path = common.config
+        if common.resume and not common.config:
+            _, path = resume_config_path(common.resume, common.runs_dir)
+        raw = read_config_file(path) if path else RawConfig()
+        if assignment is not None:
+            raw.set("assignment", assignment, "ASSIGNMENT")
+        if paths:
+            found = find_submissions(paths)
+            raw.set("submission", [str(p) for p in found], "SUBMISSIONS")
+            manifest = manifest or class_manifest(paths)
+        if manifest is not None:
+            raw.set("manifest", str(Path(manifest).resolve()), "--manifest")
+        resolved = build_config(experiment, raw, common, {})
+        if preview(experiment, resolved, common):
+            return
+        outcome = run_resolved(experiment, resolved, common)
+    print_run_path(outcome)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def _grade_one(
+    assignment: str, submission: Path, all_tests: bool, json_path: Optional[Path], debug: bool
+) -> None:
     with user_errors(debug):
         from kernelnet.grading.grader import grade as run_grade
-        from kernelnet.grading.grader import gradescope_results, submission_folder
+        from kernelnet.grading.grader import gradescope_results, notebooks_in, submission_folder
         from kernelnet.grading.spec import load_assignment
 
         spec = load_assignment(assignment)
         with submission_folder(submission) as folder:
-            result = run_grade(spec, folder, include_hidden=all_tests, progress=_progress())
+            notebooks = bool(notebooks_in(folder))
+            if notebooks:
+                from kernelnet.grading.notebooks import notebooks_available
+
+                notebooks = notebooks_available()
+                if not notebooks:
+                    _say(
+                        "notebooks not run: they need kernelnet's notebooks extra "
+                        "(pip install 'kernelnet[notebooks]')"
+                    )
+            result = run_grade(
+                spec, folder, include_hidden=all_tests, notebooks=notebooks, progress=_progress()
+            )
         if json_path is not None:
             from kernelnet.safe_write import write_text_atomic
 
@@ -59,6 +172,12 @@ def grade(
     _render(result, hints=not all_tests)
     if not result.all_passed:
         raise typer.Exit(1)
+
+
+def _say(line: str) -> None:
+    from kernelnet.cli.render import stderr_console
+
+    stderr_console().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress():
@@ -101,3 +220,7 @@ def _render(result, hints: bool) -> None:
     )
     print_tables([table], stdout_console())
     sys.stdout.flush()
+
+
+command = with_common_options(grade)
+command.__doc__ = HELP

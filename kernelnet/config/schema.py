@@ -39,6 +39,9 @@ class Spec:
     le: float | None = None
     choices: tuple[str, ...] | None = None
     label: str | None = None
+    # How a value of this key is named in a cell id (a submission's path by its name):
+    # None, the value's own text. Cells whose names collide are refused.
+    id_text: Any = None
     help: str = ""
     sweepable: bool = True
     outcome: bool = True  # False: changes what is shown, never a number (left out of digests)

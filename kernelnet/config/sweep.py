@@ -29,6 +29,7 @@ class Axis:
     path: str  # dotted config path, e.g. "svm.C"
     label: str  # short name used in cell ids, e.g. "C"
     values: tuple[Any, ...]
+    id_text: Any = None  # value -> its text in a cell id (None: the value's own text)
 
 
 MAX_CELLS = 10_000  # the largest grid run without --max-cells
@@ -90,12 +91,16 @@ def _id_text(value: Any) -> str:
     return safe_text(format_value(value))
 
 
-def cell_id(params: dict[str, Any]) -> str:
-    """``label=value,...`` in axis order, each value as :func:`format_value` gives it, made
-    file-safe; ``single`` when nothing is swept."""
+def cell_id(params: dict[str, Any], namers: dict[str, Any] | None = None) -> str:
+    """``label=value,...`` in axis order, each value as :func:`format_value` gives it (or as
+    ``namers[label]`` names it), made file-safe; ``single`` when nothing is swept."""
     if not params:
         return SINGLE_CELL_ID
-    text = ",".join(f"{k}={_id_text(v)}" for k, v in params.items())
+    namers = namers or {}
+    text = ",".join(
+        f"{k}={safe_text(namers[k](v)) if namers.get(k) else _id_text(v)}"
+        for k, v in params.items()
+    )
     if len(text) > _MAX_ID:
         text = f"{text[: _MAX_ID - 8]}~{_short_hash(text)}"
     return text
@@ -123,8 +128,8 @@ def sweep_axes(schema: type, resolved: dict[str, Any], path: str = "") -> list[A
         if dataclasses.is_dataclass(kind):
             axes.extend(sweep_axes(kind, value, child))
         elif is_sweep(value, kind):
-            label = spec_of(fields[name]).label or name
-            axes.append(Axis(child, label, tuple(value)))
+            spec = spec_of(fields[name])
+            axes.append(Axis(child, spec.label or name, tuple(value), spec.id_text))
     labels = [a.label for a in axes]
     return [dataclasses.replace(a, label=a.path) if labels.count(a.label) > 1 else a for a in axes]
 
@@ -161,11 +166,27 @@ def expand(schema: type, resolved: dict[str, Any], max_cells: int = MAX_CELLS) -
             "sweep fewer values, or raise the cap with --max-cells N"
         )
     cells = []
+    namers = {a.label: a.id_text for a in axes if a.id_text is not None}
     for index, combo in enumerate(itertools.product(*(a.values for a in axes))):
         values = _copy_tree(resolved)
         for axis, value in zip(axes, combo):
             _set_path(values, axis.path, value)
         params = {a.label: v for a, v in zip(axes, combo)}
         paths = {a.label: a.path for a in axes}
-        cells.append(Cell(index, cell_id(params), params, build(schema, values), paths))
+        cells.append(Cell(index, cell_id(params, namers), params, build(schema, values), paths))
+    _refuse_same_ids(cells)
     return cells
+
+
+def _refuse_same_ids(cells: list[Cell]) -> None:
+    """Two cells with one id would share a folder (values named alike: two submissions
+    called ``alice``, one a folder and one a zip)."""
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        other = seen.setdefault(cell.id, cell)
+        if other is not cell:
+            both = " and ".join(
+                ", ".join(f"{k}={format_value(v)}" for k, v in c.params.items())
+                for c in (other, cell)
+            )
+            raise ConfigError(f"two cells would both be named {cell.id!r} ({both}); rename one")

@@ -14,6 +14,7 @@ class Entry(NamedTuple):
     module: str  # kernelnet.experiments.<module> defines EXPERIMENT
     help: str  # one line for --help and listings
     details: str  # the rest of the command's --help: the maths, defaults, an example
+    command: bool = True  # False: its command is written elsewhere (grade: kernelnet/cli)
 
 
 CATALOG: dict[str, Entry] = {
@@ -171,5 +172,19 @@ The shipped config trains on the first 10,000 images; data.train_size=55000 give
 full table.
 
 Example:  kernelnet mnist-table --set data.train_size=55000 --workers 2""",
+    ),
+    "grade": Entry(
+        "grade",
+        "Grade a class: every submission against an assignment's tests, one cell each.",
+        """\
+Each submission (a folder or a .zip; a class folder holds them) is graded in the sandbox as
+one cell of the run: --workers and --scheduler spread the class, Ctrl-C keeps what is
+graded and --resume finishes the rest. The run folder holds grades.csv (one row per
+student), metrics.csv (one row per submission and test), each submission's results.json
+(Gradescope's format) and grading.log in its cell folder, and report.html for the class.
+
+Examples:  kernelnet grade hw3 submissions/ --workers 2
+           kernelnet grade hw3 submissions/ --set 'skip=[mnist_two_layer_net]'""",
+        command=False,
     ),
 }

@@ -21,18 +21,22 @@ bad_output         50 (returned something that is not numbers)
 sandbox_error      5 (kernelnet's side; not the student's fault)
 =================  =====================================================================
 
-A submission is a folder or a ``.zip`` of ``.py`` files (unpacked into a temporary folder
-with sizes bounded before inflating, names flattened, nothing executed).
+A submission is a folder or a ``.zip`` of ``.py`` (and ``.ipynb``) files (unpacked into a
+temporary folder with sizes bounded before inflating, names flattened, nothing executed).
+With ``notebooks``, each ``.ipynb`` of the submission is one more test: run top to bottom
+in the sandbox (:mod:`kernelnet.grading.notebooks`), code 2 with the failing cell when a
+cell raises, ``assignment.notebooks.points`` when every cell runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +44,14 @@ from typing import Any
 import numpy as np
 
 from kernelnet.errors import ConfigError
+from kernelnet.grading import gradebook, sandbox
 from kernelnet.grading.codes import Code, Verdict
-from kernelnet.grading.sandbox import MAX_SOURCE_BYTES, Limits, Outcome, Status, run_function
+from kernelnet.grading.gradebook import TestRow
+from kernelnet.grading.sandbox import MAX_SOURCE_BYTES, Limits, Outcome, Status
 from kernelnet.grading.spec import (
     AssignmentSpec,
     CaseSpec,
+    FileSpec,
     FunctionSpec,
     expected_outputs,
     judge,
@@ -55,6 +62,8 @@ from kernelnet.safe_read import open_regular
 
 MAX_ZIP_BYTES = 64 * 2**20
 MAX_MEMBERS = 500
+MAX_NOTEBOOK_BYTES = 16 * 2**20  # outputs and figures included
+_MEMBER_BOUNDS = {".py": MAX_SOURCE_BYTES, ".ipynb": MAX_NOTEBOOK_BYTES}
 
 _STATUS_CODES = {
     Status.EXCEPTION: Code.EXCEPTION,
@@ -89,6 +98,20 @@ class TestResult:
     def passed(self) -> bool:
         return self.code == Code.SUCCESS
 
+    def row(self) -> TestRow:
+        """The gradebook's line for this test."""
+        return TestRow(
+            self.name,
+            self.file,
+            self.function,
+            self.code,
+            self.score,
+            self.max_score,
+            self.seconds,
+            self.visibility,
+            self.reason,
+        )
+
 
 @dataclass(frozen=True)
 class Grade:
@@ -109,11 +132,15 @@ class Grade:
     def all_passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    def rows(self) -> tuple[TestRow, ...]:
+        return tuple(r.row() for r in self.results)
+
 
 @contextlib.contextmanager
 def submission_folder(path: Path) -> Iterator[Path]:
-    """The folder holding a submission's .py files: ``path`` itself, or a temporary folder
-    with the .py files of a .zip (each member's declared size checked before inflating)."""
+    """The folder holding a submission's files: ``path`` itself, or a temporary folder
+    with the .py and .ipynb files of a .zip (each member's declared size checked before
+    inflating; at most MAX_MEMBERS members, so at most 500 x 16 MiB inflated)."""
     path = Path(path)
     if path.is_dir():
         yield path
@@ -135,18 +162,21 @@ def _unzip_sources(path: Path, folder: Path) -> None:
             seen: set[str] = set()
             for member in members:
                 name = Path(member.filename).name  # folders inside the zip are flattened
-                if member.is_dir() or not name.endswith(".py") or name.startswith("."):
+                bound = _MEMBER_BOUNDS.get(Path(name).suffix)
+                if member.is_dir() or bound is None or name.startswith("."):
+                    continue
+                if "__MACOSX" in Path(member.filename).parts:  # a Mac's resource forks
                     continue
                 if name in seen:
                     raise ConfigError(f"{path}: two files named {name}; keep one")
-                if member.file_size > MAX_SOURCE_BYTES:
+                if member.file_size > bound:
                     raise ConfigError(
                         f"{path}: {member.filename} inflates to {member.file_size:,} bytes "
-                        f"(a source file may have {MAX_SOURCE_BYTES:,})"
+                        f"(a {Path(name).suffix} file may have {bound:,})"
                     )
                 seen.add(name)
                 with archive.open(member) as source:
-                    (folder / name).write_bytes(source.read(MAX_SOURCE_BYTES + 1))
+                    (folder / name).write_bytes(source.read(bound + 1))
     except (zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as exc:
         raise ConfigError(f"{path}: not a readable .zip ({exc})") from None
     except OSError as exc:
@@ -198,79 +228,163 @@ def _verdict(
     return judge(function, case, expected, got, before, outcome.inputs_after)
 
 
+class _CallPerProcess:
+    """TEMPORARY until sandbox.Session lands: one sandboxed process per call."""
+
+    def __init__(self, submission, data_files, allowed_imports):
+        self.args = (submission, data_files, allowed_imports)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def call(self, module, function, inputs, limits):
+        submission, data_files, allowed = self.args
+        return sandbox.run_function(
+            submission, module, function, inputs, limits, data_files, allowed
+        )
+
+
+Session = getattr(sandbox, "Session", _CallPerProcess)
+
+
+def chosen_cases(
+    spec: AssignmentSpec, include_hidden: bool = True, skip: Collection[str] = ()
+) -> list[tuple[FileSpec, FunctionSpec, CaseSpec]]:
+    """The cases a grading runs, in the assignment's order: the visible ones only unless
+    ``include_hidden``, without those ``skip`` names (a case, or a function: all its cases).
+    A name in ``skip`` that is neither is a config error listing the valid names."""
+    every = [
+        (file, function, case)
+        for file in spec.files
+        for function in file.functions
+        for case in function.cases
+    ]
+    known = {case.name for _, _, case in every} | {function.name for _, function, _ in every}
+    unknown = sorted(set(skip) - known)
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(
+            f"skip: {spec.name} has no test or function {unknown[0]!r}{tip}; "
+            f"its tests: {', '.join(case.name for _, _, case in every)}"
+        )
+    return [
+        (file, function, case)
+        for file, function, case in every
+        if (include_hidden or case.visibility != "hidden")
+        and case.name not in skip
+        and function.name not in skip
+    ]
+
+
+def notebooks_in(folder: Path) -> list[str]:
+    """The notebooks of a submission (top-level ``.ipynb`` files), by name."""
+    return sorted(
+        p.name
+        for p in Path(folder).iterdir()
+        if p.suffix == ".ipynb" and not p.name.startswith(".")
+    )
+
+
 def grade(
     spec: AssignmentSpec,
     submission: Path,
     *,
     include_hidden: bool = True,
+    skip: Collection[str] = (),
+    notebooks: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Grade:
-    """Run every case of ``spec`` (the visible ones only unless ``include_hidden``) on the
-    submission in ``submission`` (a folder; see :func:`submission_folder` for a .zip)."""
+    """Run every case of ``spec`` (the visible ones only unless ``include_hidden``; none
+    that ``skip`` names) on the submission in ``submission`` (a folder; see
+    :func:`submission_folder` for a .zip), each in its own sandboxed process, then, with
+    ``notebooks``, run each of its notebooks top to bottom (raises NotebooksUnavailable when
+    it has some and the extra is not installed)."""
     started = time.monotonic()
-    chosen = [
-        (file, function, case)
-        for file in spec.files
-        for function in file.functions
-        for case in function.cases
-        if include_hidden or case.visibility != "hidden"
-    ]
+    chosen = chosen_cases(spec, include_hidden, skip)
     skipped = sum(len(f.cases) for file in spec.files for f in file.functions) - len(chosen)
+    books = notebooks_in(submission) if notebooks else []
+    if books:
+        from kernelnet.grading.notebooks import NotebooksUnavailable, notebooks_available
+
+        if not notebooks_available():
+            raise NotebooksUnavailable()
+    total = len(chosen) + len(books)
     results = []
     with tempfile.TemporaryDirectory(prefix="kernelnet-grading-data-") as data:
         data_files = write_data(spec, Path(data), handout_only=True)
-        for done, (file, function, case) in enumerate(chosen):
+        with Session(submission, data_files, spec.allowed_imports) as session:
+            for done, (file, function, case) in enumerate(chosen):
+                if progress is not None:
+                    progress(done, total, case.name)
+                results.append(_run_case(spec, session, file, function, case))
+        for done, book in enumerate(books, start=len(chosen)):
             if progress is not None:
-                progress(done, len(chosen), case.name)
-            inputs, expected = expected_outputs(function, case)
-            outcome = run_function(
-                submission,
-                Path(file.name).stem,
-                function.name,
-                inputs,
-                _limits(case),
-                data_files,
-                spec.allowed_imports,
-            )
-            verdict = _verdict(spec, function, case, inputs, expected, outcome)
-            passed = verdict.code == Code.SUCCESS
-            results.append(
-                TestResult(
-                    case.name,
-                    file.name,
-                    function.name,
-                    int(verdict.code),
-                    float(case.points) if passed else 0.0,
-                    float(case.points),
-                    case.visibility,
-                    "" if passed else verdict.reason,
-                    outcome.seconds,
-                    outcome.traceback if verdict.code == Code.EXCEPTION else (),
-                )
-            )
+                progress(done, total, book)
+            results.append(_run_notebook(spec, submission, book, data_files))
     if progress is not None:
-        progress(len(chosen), len(chosen), "")
+        progress(total, total, "")
     return Grade(spec.name, tuple(results), skipped, time.monotonic() - started)
 
 
+def _run_case(
+    spec: AssignmentSpec, session: Any, file: FileSpec, function: FunctionSpec, case: CaseSpec
+) -> TestResult:
+    inputs, expected = expected_outputs(function, case)
+    outcome = session.call(Path(file.name).stem, function.name, inputs, _limits(case))
+    verdict = _verdict(spec, function, case, inputs, expected, outcome)
+    return _result(
+        case.name, file.name, function.name, float(case.points), case.visibility, verdict, outcome
+    )
+
+
+def _run_notebook(spec: AssignmentSpec, submission: Path, book: str, data_files) -> TestResult:
+    from kernelnet.grading.notebooks import run_notebook
+
+    settings = spec.notebooks
+    limits = Limits(
+        wall_seconds=settings.time_limit,
+        cpu_seconds=max(1, math.ceil(settings.time_limit)),
+        memory_bytes=int(settings.memory_mb * 2**20),
+    )
+    outcome = run_notebook(submission, book, limits, data_files, spec.allowed_imports)
+    if outcome.status is Status.OK:
+        verdict = Verdict(Code.SUCCESS, "")
+    else:
+        verdict = Verdict(_STATUS_CODES[outcome.status], outcome.message)
+    return _result(book, book, NOTEBOOK_FUNCTION, settings.points, "visible", verdict, outcome)
+
+
+NOTEBOOK_FUNCTION = "(every cell, top to bottom)"
+
+
+def _result(
+    name: str,
+    file: str,
+    function: str,
+    points: float,
+    visibility: str,
+    verdict: Verdict,
+    outcome: Outcome,
+) -> TestResult:
+    passed = verdict.code == Code.SUCCESS
+    return TestResult(
+        name,
+        file,
+        function,
+        int(verdict.code),
+        points if passed else 0.0,
+        points,
+        visibility,
+        "" if passed else verdict.reason,
+        outcome.seconds,
+        outcome.traceback if verdict.code == Code.EXCEPTION else (),
+    )
+
+
 def gradescope_results(grade: Grade) -> dict[str, Any]:
-    """Gradescope's ``results.json``: the score and one entry per test (hidden tests are
-    shown to students once grades are published)."""
-    return {
-        "score": grade.score,
-        "execution_time": round(grade.seconds, 3),
-        "output": f"{grade.assignment}: {grade.score:g} / {grade.max_score:g} points",
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": [
-            {
-                "name": f"{r.name} ({r.file}: {r.function})",
-                "score": r.score,
-                "max_score": r.max_score,
-                "status": "passed" if r.passed else "failed",
-                "output": "passed" if r.passed else f"code {r.code}: {r.reason}",
-                "visibility": "visible" if r.visibility == "visible" else "after_published",
-            }
-            for r in grade.results
-        ],
-    }
+    """Gradescope's ``results.json`` for one graded submission."""
+    return gradebook.gradescope_results(grade.assignment, grade.rows(), grade.seconds)

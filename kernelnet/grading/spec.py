@@ -6,7 +6,8 @@ nothing in it is executed: a function's ``reference`` is a *name* looked up in
 :data:`REFERENCES`, a fixed table of kernelnet functions (never an import of a dotted path
 from the file). Layout (every key is checked; see ``kernelnet/assignments/hw3.yaml``)::
 
-    assignment: {name, title, allowed_imports: [numpy, ...]}
+    assignment: {name, title, allowed_imports: [numpy, ...],
+                 notebooks: {points, time_limit, memory_mb}}   # each .ipynb run top to bottom
     defaults: {rtol, atol, time_limit, memory_mb}          # optional, per-case overridable
     files:
       FILE.py:
@@ -347,6 +348,16 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class NotebookSpec:
+    """How a submission's notebooks are graded: each ``.ipynb`` it holds is run top to
+    bottom in the sandbox (one test per notebook) and earns ``points`` when every cell runs."""
+
+    points: float = 0.0
+    time_limit: float = 300.0
+    memory_mb: float = 2048.0
+
+
+@dataclass(frozen=True)
 class DataFileSpec:
     """One ``.npy`` file of the data section: rows [start, stop) of a DATA_SOURCES array."""
 
@@ -365,6 +376,7 @@ class AssignmentSpec:
     files: tuple[FileSpec, ...]
     source: str
     data: tuple[DataFileSpec, ...] = ()
+    notebooks: NotebookSpec = NotebookSpec()
 
     def data_file(self, name: str) -> DataFileSpec:
         for entry in self.data:
@@ -695,7 +707,10 @@ def load_spec(path: Path | str) -> AssignmentSpec:
         raw_config.values, "", ("assignment", "defaults", "data", "files"), ("assignment", "files")
     )
     head = reader.mapping(
-        raw["assignment"], "assignment", ("name", "title", "allowed_imports"), ("name", "title")
+        raw["assignment"],
+        "assignment",
+        ("name", "title", "allowed_imports", "notebooks"),
+        ("name", "title"),
     )
     defaults = dict(DEFAULT_LIMITS)
     if raw.get("defaults") is not None:
@@ -737,7 +752,20 @@ def load_spec(path: Path | str) -> AssignmentSpec:
         files=tuple(specs),
         source=source,
         data=data,
+        notebooks=_read_notebooks(reader, head.get("notebooks")),
     )
+
+
+def _read_notebooks(reader: _Reader, raw: Any) -> NotebookSpec:
+    """``assignment.notebooks: {points, time_limit, memory_mb}`` (each optional)."""
+    if raw is None:
+        return NotebookSpec()
+    given = reader.mapping(raw, "assignment.notebooks", ("points", "time_limit", "memory_mb"))
+    values = {
+        key: reader.number(value, f"assignment.notebooks.{key}", strict=key != "points")
+        for key, value in given.items()
+    }
+    return NotebookSpec(**values)
 
 
 def shipped_spec(name: str) -> AssignmentSpec:

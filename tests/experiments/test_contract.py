@@ -25,6 +25,7 @@ from kernelnet.runs import RunDir
 runner = CliRunner()
 DATA = Path(__file__).resolve().parents[2] / "data"
 MNIST_FILE = "mnist/train-images-idx3-ubyte.gz"
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "grading" / "submissions"
 
 # Per experiment: --set items that make it small, the sweep that gives it several cells
 # (None: one cell by nature, so a sweep must be refused), and the data file it reads.
@@ -84,6 +85,14 @@ CASES = {
         ["siamese.train_pairs=100", "siamese.test_pairs=40", "siamese.epochs=1"],
         "siamese.learning_rate=0.001,0.002",
         MNIST_FILE,
+    ),
+    "grade": (
+        [
+            "skip=[svm_train,svm_predict,qp_matrices,solve_dual,svm_bias_predict,"
+            "fc_forward,fc_backward,relu_backward,softmax_loss,train_two_layer_net]"
+        ],
+        f"submission={SUBMISSIONS}/reference,{SUBMISSIONS}/partial",
+        None,
     ),
 }
 NAMES = sorted(REGISTRY)
