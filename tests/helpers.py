@@ -1,11 +1,14 @@
-"""What the hostile-input tests share: the command line as a real process with a timeout or
-in this process (CliRunner), a call in a thread with a deadline (a hang fails the test
-instead of hanging the suite), and the one-line contract of a refusal."""
+"""What the tests share: the command line as a real process with a timeout or in this
+process (CliRunner), a call in a thread with a deadline (a hang fails the test instead of
+hanging the suite), the one-line contract of a refusal, and a real headless browser."""
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
+
+import pytest
 
 TIMEOUT = 60
 
@@ -68,3 +71,40 @@ def one_error_line(result, code: int = 2) -> str:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     return lines[0]
+
+
+# -- a real browser (headless Chromium; .ci/run installs Debian's) --
+BROWSER = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
+needs_browser = pytest.mark.skipif(
+    BROWSER is None,
+    reason="no chromium found; .ci/run installs Debian's chromium, and this check needs a real "
+    "browser",
+)
+
+
+def browser_flags(profile) -> list[str]:
+    """Headless, a fresh profile, none of Chromium's own background connections."""
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
+
+
+def dump_dom(url: str, profile) -> str:
+    """The DOM Chromium renders for ``url``."""
+    done = subprocess.run(
+        [BROWSER, *browser_flags(profile), "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

@@ -26,11 +26,12 @@ def start_cluster(folder: Path, env: dict | None = None):
     """A scheduler and one worker process with two worker subprocesses; returns the
     processes and the scheduler file once both workers have registered."""
     scheduler_file = folder / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    folder.mkdir(parents=True, exist_ok=True)
+    logs = {name: open(folder / f"{name}.log", "wb") for name in ("scheduler", "worker")}
     scheduler = subprocess.Popen(
         [*DASK, "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
          "--scheduler-file", str(scheduler_file)],
-        **quiet,
+        stdout=logs["scheduler"], stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.time() + 60
     while not scheduler_file.is_file() and time.time() < deadline:
@@ -39,8 +40,10 @@ def start_cluster(folder: Path, env: dict | None = None):
         [*WORKER, "--scheduler-file", str(scheduler_file), "--nworkers", "2", "--nthreads", "1",
          "--no-dashboard", "--local-directory", str(folder / "work")],
         env={**os.environ, **(env or {})},
-        **quiet,
+        stdout=logs["worker"], stderr=subprocess.STDOUT,
     )  # fmt: skip
+    for log in logs.values():
+        log.close()  # the processes hold their own copies
     from distributed import Client
 
     with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:

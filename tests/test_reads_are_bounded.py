@@ -35,6 +35,8 @@ ALLOWED = {
     ("data/files.py", "ZipFile"): "the directory of an .npz opened by safe_read.open_regular",
     ("grading/grader.py", "ZipFile"): "a submission's .zip opened by safe_read.open_regular",
     ("grading/grader.py", "open"): "a member of that .zip, its declared size checked first",
+    ("grading/roster.py", "ZipFile"): "a submission's .zip opened by safe_read.open_regular, "
+    "its member names listed (nothing inflated)",
     ("grading/child.py", "open"): "the sandbox's child (standard library only, inside the "
     "sandbox): the job its parent wrote, the submission's files its parent copied and capped",
     ("grading/child.py", "load"): "json.load of the job file its parent wrote",

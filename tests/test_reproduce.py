@@ -8,11 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from kernelnet.cli import app
+from tests.helpers import BROWSER, browser_flags, dump_dom, needs_browser
 
 runner = CliRunner()
-BROWSER = (
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-)
 
 
 @pytest.fixture(scope="module")
@@ -61,30 +59,14 @@ def test_a_failing_experiment_fails_the_reproduce(report, tmp_path):
     assert "svm.C: must be > 0 (got -1)" in (folder / "REPORT.md").read_text()
 
 
-@pytest.mark.skipif(
-    BROWSER is None,
-    reason="no chromium found; .ci/run installs Debian's "
-    "chromium, and this check needs a real browser",
-)
+@needs_browser
 def test_report_renders_in_a_headless_browser(report, tmp_path):
     folder, _, _ = report
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
+    flags = browser_flags(tmp_path / "profile")
     url = (folder / "report.html").resolve().as_uri()
-    dom = subprocess.run(
-        [BROWSER, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "<table>" in dom.stdout and "kernelnet reproduce" in dom.stdout
-    assert dom.stdout.count("<img") >= 4
+    dom = dump_dom(url, tmp_path / "profile")
+    assert "<table>" in dom and "kernelnet reproduce" in dom
+    assert dom.count("<img") >= 4
     shot = tmp_path / "report.png"
     subprocess.run(
         [BROWSER, *flags, f"--screenshot={shot}", "--window-size=1200,1600", url],

@@ -11,22 +11,31 @@ import typer
 
 from kernelnet.cli.guard import user_errors
 from kernelnet.cli.options import CommonOptions, with_common_options
-from kernelnet.experiments.catalog import CATALOG
 
-HELP = f"""Grade SUBMISSIONS against ASSIGNMENT's tests, each test in a sandboxed child
+HELP = """Grade SUBMISSIONS against ASSIGNMENT's tests, each test in a sandboxed child
 process.
 
-One submission (a folder of .py files or a .zip) is checked at once and every test's code,
-points and reason printed; exit 0 when all pass, 1 when a test failed. Students check their
-work (visible tests, with hints):
+One submission (a folder of .py files or a .zip) is checked at once: every test's code,
+points and reason are printed; exit 0 when all pass, 1 when a test failed.
 
-kernelnet grade hw3 .
+Several submissions, or a class folder holding them (a folder or a .zip per student, as
+Gradescope and LMS exports are), are a grading run, one cell per submission: --workers and
+--scheduler spread the class, Ctrl-C keeps what is graded and --resume finishes the rest.
+The run folder holds grades.csv (one row per student; ids from --manifest or the class
+folder's manifest.csv), metrics.csv (one row per submission and test), report.html for the
+class, and each submission's results.json (Gradescope's format) and grading.log in its cell
+folder. Exit 1 when a submission could not be graded at all (a damaged zip, say); 2 for a
+usage, spec or data error.
 
-Several submissions, or a class folder holding them (a folder or a .zip per student), are a
-grading run: {CATALOG["grade"].details}
+Examples:  kernelnet grade hw3 .
 
-Exit codes: 2 for a usage, spec or data error; for a class, 1 when a submission could not be
-graded at all (a damaged zip, say)."""
+           kernelnet grade hw3 alice.zip --all --json results.json
+
+           kernelnet grade hw3 submissions/ --workers 2
+
+           kernelnet grade hw3 submissions/ --set 'skip=[mnist_two_layer_net]'
+
+           kernelnet grade --resume latest"""
 
 
 def grade(

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterator
 
 from rich import box
@@ -117,12 +118,40 @@ class BarProgress:
         self._progress.update(self._steps, completed=done, total=total, cell=label)
 
 
+class LineProgress:
+    """Off a terminal: one line per finished cell of a grid (``svm-primal [3/60] C=1
+    complete (2.1 s)``, the time since the run started), none for the steps inside a cell
+    nor for a one-cell run."""
+
+    def __init__(self, title: str):
+        self._title = title
+        self._started = time.monotonic()
+
+    def cell_done(self, done: int, total: int, result: CellResult) -> None:
+        if total < 2:
+            return
+        seconds = time.monotonic() - self._started
+        error = f": {result.error}" if result.error else ""
+        sys.stderr.write(
+            f"{self._title} [{done}/{total}] {result.cell.id} {result.status}{error} "
+            f"({seconds:.1f} s)\n"
+        )
+        sys.stderr.flush()
+
+    def step(self, done: int, total: int, label: str) -> None:
+        return None
+
+
 @contextlib.contextmanager
-def cell_progress(title: str, enabled: bool) -> Iterator[BarProgress | None]:
-    """Progress bars on stderr, only when stderr is a terminal."""
+def cell_progress(title: str, enabled: bool) -> Iterator[BarProgress | LineProgress | None]:
+    """Progress on stderr: bars on a terminal, a line per finished cell elsewhere (a log
+    file, CI, a pipe), nothing when not ``enabled`` (--quiet)."""
     console = stderr_console()
-    if not enabled or not console.is_terminal:
+    if not enabled:
         yield None
+        return
+    if not console.is_terminal:
+        yield LineProgress(title)
         return
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import statistics
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from kernelnet.experiments.base import (
     Report,
     ReportContext,
 )
-from kernelnet.grading.roster import read_manifest, submission_name
+from kernelnet.grading.roster import has_notebooks, read_manifest, submission_name
 from kernelnet.tables import Table
 
 GRADES_TABLE_ROWS = 40  # the rest are in grades.csv
@@ -99,22 +98,11 @@ def preflight(cells: list[Cell]) -> None:
         if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip")):
             what = "no such folder or file" if not path.exists() else "not a folder or a .zip"
             raise ConfigError(f"grade: submission {path}: {what}")
-    if config.notebooks and any(_has_notebooks(Path(c.config.submission)) for c in cells):
+    if config.notebooks and any(has_notebooks(Path(c.config.submission)) for c in cells):
         from kernelnet.grading.notebooks import NotebooksUnavailable, notebooks_available
 
         if not notebooks_available():
             raise NotebooksUnavailable()
-
-
-def _has_notebooks(path: Path) -> bool:
-    """Whether a submission holds a notebook (a zip's names are read, nothing inflated)."""
-    if path.is_dir():
-        return any(p.suffix == ".ipynb" for p in path.iterdir())
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith(".ipynb") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False  # grading it says what is wrong with it
 
 
 def run_cell(config: GradeConfig, ctx: CellContext) -> CellOutput:

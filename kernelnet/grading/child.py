@@ -7,13 +7,19 @@ variables and the script's and working folder off ``sys.path``: nothing a studen
 ``numpy.py`` is imported while this process is still root. This file imports only the
 standard library and NumPy (never kernelnet), so it works wherever the interpreter does.
 
+Two ways to run: ``child.py`` does one call in the folder it is started in; ``child.py --serve
+FD`` is a session's fork server (see "the fork server" below): it does steps 1-2 once and forks,
+for each call, a child that does steps 3-6 as the one-call child does. Either way each call
+runs in a process of its own that nothing ran in before but steps 1-2.
+
 Order (each step before the next, for the reason given):
 1. capture the functions used to save outputs, before any student code can replace them;
 2. preload the allowed modules the job names, still as the starting user: once dropped to the
    sandbox uid, the interpreter's own folder may be unreadable (``/root/.pyenv`` is 0700);
 3. read the inputs;
 4. as root on Linux, a new network namespace (only a loopback that is down), then rlimits,
-   then drop to the sandbox uid/gid with no supplementary groups;
+   then drop to the sandbox uid/gid with no supplementary groups, then SIGKILL on the
+   parent's death (set after the drop, which clears it);
 5. install the import policy, import the student module, call the function;
 6. write ``outputs.npz`` (arrays ``out/<name>`` and ``in/<name>``, the inputs as the student
    left them) and ``result.json``, then ``os._exit``: no student ``atexit`` hook runs.
@@ -26,6 +32,7 @@ none), ``outputs`` (names in order), ``network_isolated``, ``forbidden`` (import
 
 import builtins
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -56,6 +63,7 @@ _real_import = builtins.__import__
 _real_import_module = importlib.import_module
 
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 MAX_MESSAGE = 2000
 MAX_TRACEBACK_LINES = 200
 PLAIN_KINDS = "biufc"  # bool, signed, unsigned, float, complex
@@ -119,6 +127,9 @@ def _student_lines(exc, workdir):
     frames = [f for f in _extract_tb(exc.__traceback__) if f.filename.startswith(prefix)]
     for frame in frames:  # paths relative to the submission, as the student knows them
         frame.filename = frame.filename[len(prefix) :]
+    filename = getattr(exc, "filename", None)  # a SyntaxError's own line names its file
+    if isinstance(exc, SyntaxError) and isinstance(filename, str) and filename.startswith(prefix):
+        exc.filename = filename[len(prefix) :]
     lines = _format_list(frames) + _format_exception_only(type(exc), exc)
     return "".join(lines).splitlines()[:MAX_TRACEBACK_LINES]
 
@@ -156,12 +167,14 @@ def _install_import_policy(allowed, own_modules, workdir, refused):
         return frame is not None and frame.f_code.co_filename.startswith(prefix)
 
     def check(name, level, depth):
+        __tracebackhide__ = True  # noqa: F841
         top = name.partition(".")[0]
         if level == 0 and top not in allowed and top not in own_modules and from_student(depth):
             refused.append(top)
             raise ForbiddenImport(f"import of {top!r} is not allowed in this assignment")
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        __tracebackhide__ = True  # noqa: F841 - IPython leaves this frame out of tracebacks
         check(name, level, 2)
         try:
             return _real_import(name, globals, locals, fromlist, level)
@@ -177,6 +190,7 @@ def _install_import_policy(allowed, own_modules, workdir, refused):
             ) from None
 
     def guarded_import_module(name, package=None):
+        __tracebackhide__ = True  # noqa: F841
         check(name, 1 if name.startswith(".") else 0, 2)
         return _real_import_module(name, package)
 
@@ -213,9 +227,12 @@ def _preload(names):
             pass
 
 
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _isolate_network():
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
+    if _libc().unshare(CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
 
 
@@ -236,6 +253,20 @@ def _set_limits(limits, dropping):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
     # A write past RLIMIT_FSIZE fails with EFBIG instead of killing the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _all_threads_are(uid):
+    """Whether every thread of this process has ``uid`` as its real, effective and saved
+    uid (a kernel drops with its threads already running)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status", encoding="utf-8") as handle:
+                ids = [line.split()[1:4] for line in handle if line.startswith("Uid:")]
+        except OSError:
+            return False
+        if ids != [[str(uid)] * 3]:
+            return False
+    return True
 
 
 def _drop(uid, gid):
@@ -270,8 +301,47 @@ def _save(workdir, kind, pairs, inputs):
     return [name for name, _ in pairs], kind
 
 
-def main():
-    workdir = os.getcwd()
+def _prepare(job):
+    """Step 2: load the allowed modules the job names, as the starting user. Raises if one of
+    ``job["preload"]`` cannot be imported (the sandbox's fault, reported as sandbox_error)."""
+    # Codecs the standard library loads lazily (socket host names use idna; zip member
+    # names, read from inputs.npz, cp437).
+    for name in ["encodings.idna", "encodings.cp437", *job["preload"]]:
+        importlib.import_module(name)
+    allowed = frozenset(job["allowed_imports"]) - frozenset(job["own_modules"])
+    _preload(_imports_of(job["own_modules"], allowed))
+
+
+def _confine(job, result, parent):
+    """Steps 3-4: the inputs, then the network namespace, rlimits and the uid drop; the
+    inputs. ``parent``: the pid that must still be our parent (None: not checked)."""
+    inputs = _load_inputs(job)
+    if job["isolate_network"]:
+        _isolate_network()
+        result["network_isolated"] = True
+    dropping = job["uid"] is not None
+    _set_limits(job["limits"], dropping)
+    if dropping:
+        _drop(job["uid"], job["gid"])
+    # After the drop (a change of credentials clears it): killed with our parent, so a
+    # student's process cannot outlive a grader that died; checked against a parent that
+    # died before the call.
+    if sys.platform.startswith("linux"):
+        _libc().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        raise OSError("the sandbox's parent ended before the call")
+    return inputs
+
+
+def _setup_failed(result, result_path, exc_info):
+    result["exception_type"], result["message"] = exc_info
+    _write_json(result_path, result)
+    _exit(0)
+
+
+def _run(workdir, setup=None, parent=None):
+    """Steps 2-6 in ``workdir`` (the current folder). ``setup``: None to do step 2 here,
+    else what the fork server's step 2 left, ``(type, message)`` if it failed or ``()``."""
     main_pid = _getpid()
     result = {"status": "sandbox_error", "phase": "setup", "network_isolated": False}
     refused = []
@@ -279,23 +349,13 @@ def main():
     try:
         with open("job.json", encoding="utf-8") as handle:
             job = json.load(handle)
-        # Codecs the standard library loads lazily (socket host names use idna).
-        for name in ["encodings.idna", *job["preload"]]:
-            importlib.import_module(name)
-        allowed = frozenset(job["allowed_imports"]) - frozenset(job["own_modules"])
-        _preload(_imports_of(job["own_modules"], allowed))
-        inputs = _load_inputs(job)
-        if job["isolate_network"]:
-            _isolate_network()
-            result["network_isolated"] = True
-        dropping = job["uid"] is not None
-        _set_limits(job["limits"], dropping)
-        if dropping:
-            _drop(job["uid"], job["gid"])
+        if setup is None:
+            _prepare(job)
+        elif setup:
+            _setup_failed(result, result_path, tuple(setup))
+        inputs = _confine(job, result, parent)
     except BaseException as exc:
-        result["exception_type"], result["message"] = _describe(exc)
-        _write_json(result_path, result)
-        _exit(0)
+        _setup_failed(result, result_path, _describe(exc))
 
     _install_import_policy(
         frozenset(job["allowed_imports"]), frozenset(job["own_modules"]), workdir, refused
@@ -346,5 +406,136 @@ def main():
     _exit(0)
 
 
+def main():
+    _run(os.getcwd())
+
+
+# --- the fork server ----------------------------------------------------------------------
+# One per grading session (kernelnet.grading.sandbox.Session), run as the starting user and
+# never running student code: it does step 2 once, then for each call forks a child that
+# does the rest exactly as main() does. Protocol, one JSON object per line on the socket
+# inherited as SERVE_FD (the parent keeps the wall clock, so the server only forks and reaps):
+#   server -> parent  {"ready": true, "threads": N}                      once, after step 2
+#   parent -> server  {"workdir", "stdout", "stderr", "env", "uid"}      a call
+#   server -> parent  {"pid": P}                                         forked
+#   parent -> server  {"reap": true}                  once P has ended or the parent killed it
+#   server -> parent  {"status": wait status, "cpu": seconds of CPU of P and its reaped children}
+# End of file from the parent: the call's processes are killed and the server exits.
+
+MAX_MESSAGE_BYTES = 1 << 16
+
+
+class _Channel:
+    def __init__(self, fd):
+        self.fd, self.pending = fd, b""
+
+    def send(self, payload):
+        data = (_dumps(payload) + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def receive(self):
+        """The next message, or None at end of file or on a message past the bound."""
+        while b"\n" not in self.pending:
+            chunk = os.read(self.fd, MAX_MESSAGE_BYTES)
+            if not chunk or len(self.pending) > MAX_MESSAGE_BYTES:
+                return None
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return json.loads(line)
+
+
+def _threads():
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+
+
+def _kill_call(pid, uid):
+    """Kill a call's process, its group and, as root, every process of its uid (kill(-1)
+    from a helper that has become the uid: it checks its ids first). The parent's
+    sandbox._kill_uid_once does the same; this file imports no kernelnet, so it has its own."""
+    for kill, target in ((os.kill, pid), (os.killpg, pid)):
+        try:
+            kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+    if uid is not None and os.getuid() == 0:
+        for _ in range(3):
+            helper = os.fork()
+            if helper == 0:
+                try:
+                    os.setgroups([])
+                    os.setresgid(uid, uid, uid)
+                    os.setresuid(uid, uid, uid)
+                    if os.getresuid() == (uid, uid, uid):
+                        os.kill(-1, signal.SIGKILL)
+                finally:
+                    _exit(0)
+            os.waitpid(helper, 0)
+
+
+def _serve_one(request, setup, server_pid):
+    """In the forked child: what Popen and ``python -I`` gave the one-call child (a new
+    session, the folder, stdin /dev/null, stdout/stderr to the parent's files, no other
+    descriptor, the minimal environment), then the same steps 3-6."""
+    try:
+        os.setsid()
+        os.chdir(request["workdir"])
+        streams = [
+            os.open(os.devnull, os.O_RDONLY),
+            os.open(request["stdout"], os.O_WRONLY | os.O_TRUNC),
+            os.open(request["stderr"], os.O_WRONLY | os.O_TRUNC),
+        ]
+        for target, fd in enumerate(streams):
+            os.dup2(fd, target)
+        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv[1:] = []
+        if "tempfile" in sys.modules:
+            sys.modules["tempfile"].tempdir = None  # $TMPDIR is this call's
+        if "numpy.random" in sys.modules:
+            # A fresh interpreter seeds NumPy's global generator from the OS; a forked one
+            # would share the server's state with every other call.
+            numpy.random.seed()
+    except BaseException:
+        _exit(3)
+    _run(request["workdir"], setup, server_pid)
+
+
+def serve(fd):
+    os.set_inheritable(fd, False)
+    channel = _Channel(fd)
+    with open("session.json", encoding="utf-8") as handle:
+        session = json.load(handle)
+    try:
+        _prepare(session)
+        setup = ()
+    except BaseException as exc:
+        setup = _describe(exc)
+    # Everything loaded so far lives as long as the server: out of the collector's sight, a
+    # child's collections do not write to (and so copy) every page the server's objects use.
+    gc.freeze()
+    channel.send({"ready": True, "threads": _threads()})
+    server_pid = _getpid()
+    while True:
+        request = channel.receive()
+        if request is None:
+            _exit(0)
+        pid = os.fork()
+        if pid == 0:
+            _serve_one(request, setup, server_pid)
+            _exit(3)  # not reached
+        channel.send({"pid": pid})
+        if channel.receive() is None:  # the parent is gone: so is the call
+            _kill_call(pid, request.get("uid"))
+            os.waitpid(pid, 0)
+            _exit(0)
+        _, status, usage = os.wait4(pid, 0)
+        channel.send({"status": status, "cpu": usage.ru_utime + usage.ru_stime})
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+    else:
+        main()

@@ -44,10 +44,11 @@ from typing import Any
 import numpy as np
 
 from kernelnet.errors import ConfigError
-from kernelnet.grading import gradebook, sandbox
+from kernelnet.grading import gradebook
 from kernelnet.grading.codes import Code, Verdict
 from kernelnet.grading.gradebook import TestRow
-from kernelnet.grading.sandbox import MAX_SOURCE_BYTES, Limits, Outcome, Status
+from kernelnet.grading.roster import MAX_ZIP_BYTES
+from kernelnet.grading.sandbox import MAX_SOURCE_BYTES, Limits, Outcome, Session, Status
 from kernelnet.grading.spec import (
     AssignmentSpec,
     CaseSpec,
@@ -60,7 +61,6 @@ from kernelnet.grading.spec import (
 )
 from kernelnet.safe_read import open_regular
 
-MAX_ZIP_BYTES = 64 * 2**20
 MAX_MEMBERS = 500
 MAX_NOTEBOOK_BYTES = 16 * 2**20  # outputs and figures included
 _MEMBER_BOUNDS = {".py": MAX_SOURCE_BYTES, ".ipynb": MAX_NOTEBOOK_BYTES}
@@ -228,28 +228,6 @@ def _verdict(
     return judge(function, case, expected, got, before, outcome.inputs_after)
 
 
-class _CallPerProcess:
-    """TEMPORARY until sandbox.Session lands: one sandboxed process per call."""
-
-    def __init__(self, submission, data_files, allowed_imports):
-        self.args = (submission, data_files, allowed_imports)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def call(self, module, function, inputs, limits):
-        submission, data_files, allowed = self.args
-        return sandbox.run_function(
-            submission, module, function, inputs, limits, data_files, allowed
-        )
-
-
-Session = getattr(sandbox, "Session", _CallPerProcess)
-
-
 def chosen_cases(
     spec: AssignmentSpec, include_hidden: bool = True, skip: Collection[str] = ()
 ) -> list[tuple[FileSpec, FunctionSpec, CaseSpec]]:
@@ -278,6 +256,24 @@ def chosen_cases(
         and case.name not in skip
         and function.name not in skip
     ]
+
+
+# The students' data files of each assignment, written once per process (a class of 200
+# would otherwise write MNIST's 37 MB 200 times): derived from the spec alone, never
+# changed (the sandbox copies them, or hard-links them read-only, into each child), and
+# removed when the process exits (TemporaryDirectory's finalizer).
+_HANDOUT_DATA: dict[tuple, tuple[tempfile.TemporaryDirectory, list[Path]]] = {}
+
+
+def handout_data(spec: AssignmentSpec) -> list[Path]:
+    """The paths of ``spec``'s handout data files, written on first use in this process."""
+    key = (spec.source, spec.data)
+    held = _HANDOUT_DATA.get(key)
+    if held is None or not all(path.is_file() for path in held[1]):
+        folder = tempfile.TemporaryDirectory(prefix="kernelnet-grading-data-")
+        held = (folder, write_data(spec, Path(folder.name), handout_only=True))
+        _HANDOUT_DATA[key] = held
+    return held[1]
 
 
 def notebooks_in(folder: Path) -> list[str]:
@@ -314,24 +310,23 @@ def grade(
             raise NotebooksUnavailable()
     total = len(chosen) + len(books)
     results = []
-    with tempfile.TemporaryDirectory(prefix="kernelnet-grading-data-") as data:
-        data_files = write_data(spec, Path(data), handout_only=True)
-        with Session(submission, data_files, spec.allowed_imports) as session:
-            for done, (file, function, case) in enumerate(chosen):
-                if progress is not None:
-                    progress(done, total, case.name)
-                results.append(_run_case(spec, session, file, function, case))
-        for done, book in enumerate(books, start=len(chosen)):
+    data_files = handout_data(spec)
+    with Session(submission, data_files, spec.allowed_imports) as session:
+        for done, (file, function, case) in enumerate(chosen):
             if progress is not None:
-                progress(done, total, book)
-            results.append(_run_notebook(spec, submission, book, data_files))
+                progress(done, total, case.name)
+            results.append(_run_case(spec, session, file, function, case))
+    for done, book in enumerate(books, start=len(chosen)):
+        if progress is not None:
+            progress(done, total, book)
+        results.append(_run_notebook(spec, submission, book, data_files))
     if progress is not None:
         progress(total, total, "")
     return Grade(spec.name, tuple(results), skipped, time.monotonic() - started)
 
 
 def _run_case(
-    spec: AssignmentSpec, session: Any, file: FileSpec, function: FunctionSpec, case: CaseSpec
+    spec: AssignmentSpec, session: Session, file: FileSpec, function: FunctionSpec, case: CaseSpec
 ) -> TestResult:
     inputs, expected = expected_outputs(function, case)
     outcome = session.call(Path(file.name).stem, function.name, inputs, _limits(case))

@@ -13,13 +13,15 @@ grades.csv; a class folder's own ``manifest.csv`` is used unless another is give
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from kernelnet.errors import ConfigError
-from kernelnet.safe_read import csv_rows
+from kernelnet.safe_read import csv_rows, open_regular
 
 SOURCE_SUFFIXES = (".py", ".ipynb")
+MAX_ZIP_BYTES = 64 * 2**20  # one submission's .zip
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_BYTES = 16 * 2**20
 MAX_SUBMISSIONS = 10_000
@@ -42,6 +44,18 @@ def is_submission(path: Path) -> bool:
     return path.is_dir() and any(
         p.suffix in SOURCE_SUFFIXES and p.is_file() for p in _visible(path.iterdir())
     )
+
+
+def has_notebooks(path: Path) -> bool:
+    """Whether a submission holds a notebook (a zip's member names are read, nothing is
+    inflated; an unreadable zip holds none here: grading it says what is wrong)."""
+    if path.is_dir():
+        return any(p.suffix == ".ipynb" for p in _visible(path.iterdir()))
+    try:
+        with open_regular(path, MAX_ZIP_BYTES) as (handle, _), zipfile.ZipFile(handle) as archive:
+            return any(name.endswith(".ipynb") for name in archive.namelist())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        return False
 
 
 def _members(folder: Path) -> list[Path]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import csv
 import http.server
 import io
-import shutil
 import statistics
-import subprocess
 import threading
 from html.parser import HTMLParser
 
@@ -20,10 +18,8 @@ from kernelnet.grading.class_report import class_report_html, score_bins, top_fa
 from kernelnet.grading.codes import meaning
 from kernelnet.grading.gradebook import Gradebook, SubmissionGrade
 from kernelnet.grading.gradebook import TestRow as Row  # not a pytest class
+from tests.helpers import dump_dom, needs_browser
 
-BROWSER = (
-    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-)
 TESTS = {  # test -> (file, points)
     "fc_forward_small": ("layers.py", 1.0),
     "fc_backward_small": ("layers.py", 2.0),
@@ -346,37 +342,13 @@ def test_the_page_has_no_url_no_script_and_no_external_resource():
 
 # ---- a real browser -------------------------------------------------------------------------
 
-needs_browser = pytest.mark.skipif(
-    BROWSER is None,
-    reason="no chromium found; .ci/run installs Debian's chromium, and this check needs a real "
-    "browser",
-)
-
-
-def _dump_dom(url: str, profile) -> str:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-    ]
-    done = subprocess.run(
-        [BROWSER, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
 
 @needs_browser
 def test_chromium_renders_the_scores_and_the_histogram(tmp_path):
     book = _class(student=HOSTILE_ID)
     path = tmp_path / "report.html"
     path.write_text(class_report_html(book, "hw3 class report"), encoding="utf-8")
-    dom = parse(_dump_dom(path.as_uri(), tmp_path / "profile"))
+    dom = parse(dump_dom(path.as_uri(), tmp_path / "profile"))
     rows = _students(dom)
     expected = _csv_rows(book)
     assert {r.attrs["data-submission"]: float(r.attrs["data-score"]) for r in rows} == {
@@ -419,19 +391,19 @@ def test_chromium_sends_no_request_for_hostile_ids_even_with_escaping_undone(tmp
         base = f"http://127.0.0.1:{server.server_address[1]}"
         control = tmp_path / "control.html"
         control.write_text(f'<!DOCTYPE html><p>x</p><img src="{base}/control">')
-        _dump_dom(control.as_uri(), tmp_path / "p1")
+        dump_dom(control.as_uri(), tmp_path / "p1")
         assert seen == ["/control"], "the recording server saw no request from a plain page"
 
         fetch = f'<img src="{base}/img"><link rel="stylesheet" href="{base}/css">'
         hostile = class_report_html(_class(student=fetch, reason=fetch), "t")
         report = tmp_path / "report.html"
         report.write_text(hostile, encoding="utf-8")
-        dom = parse(_dump_dom(report.as_uri(), tmp_path / "p2"))
+        dom = parse(dump_dom(report.as_uri(), tmp_path / "p2"))
         assert fetch in {r.attrs["data-student"] for r in _students(dom)}
 
         planted = tmp_path / "planted.html"
         planted.write_text(hostile.replace("<body>", f"<body>{fetch}", 1), encoding="utf-8")
-        _dump_dom(planted.as_uri(), tmp_path / "p3")
+        dump_dom(planted.as_uri(), tmp_path / "p3")
         assert seen == ["/control"]
     finally:
         server.shutdown()

@@ -80,11 +80,22 @@ def run_folder(done) -> Path:
 
 
 @pytest.fixture(scope="module")
-def graded(small_class, tmp_path_factory) -> Path:
+def graded_run(small_class, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    return run_folder(
-        kernelnet_cli("grade", "hw3", str(small_class), "--runs-dir", str(runs), *SKIP)
-    )
+    return kernelnet_cli("grade", "hw3", str(small_class), "--runs-dir", str(runs), *SKIP)
+
+
+@pytest.fixture(scope="module")
+def graded(graded_run) -> Path:
+    return run_folder(graded_run)
+
+
+def test_off_a_terminal_each_graded_submission_is_a_line_on_stderr(graded_run):
+    lines = graded_run.stderr.splitlines()
+    assert [line.split()[2] for line in lines] == [
+        f"submission={n}" for n in ("alice", "bob", "carol", "dave", "erin")
+    ]
+    assert [line.split()[1] for line in lines] == [f"[{i}/5]" for i in range(1, 6)]
 
 
 def rows(path: Path) -> list[dict[str, str]]:
