@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import stat
@@ -168,8 +169,14 @@ def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+PROGRESS = re.compile(r"^\S+ \[\d+/\d+\] \S+ \w+")  # a finished cell, off a terminal
+
+
 def _error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
+    """stderr's lines but the progress lines (one per finished cell of a grid)."""
+    return [
+        line for line in result.stderr.splitlines() if line.strip() and not PROGRESS.match(line)
+    ]
 
 
 def _config(tmp_path: Path) -> Path:

@@ -102,7 +102,10 @@ def preflight(cells: list[Cell]) -> None:
         from kernelnet.grading.notebooks import NotebooksUnavailable, notebooks_available
 
         if not notebooks_available():
-            raise NotebooksUnavailable()
+            raise NotebooksUnavailable(
+                f"{NotebooksUnavailable().args[0]}; or grade without the notebooks: "
+                "--set notebooks=false"
+            )
 
 
 def run_cell(config: GradeConfig, ctx: CellContext) -> CellOutput:
@@ -262,23 +265,26 @@ def _tests_table(book: Any, meanings: dict) -> Table:
 def _grades_table(book: Any) -> Table:
     ordered = sorted(book.submissions, key=lambda s: (-s.score, s.student))
     shown = ordered[:GRADES_TABLE_ROWS]
+    errors = any(s.error for s in shown)
     rows = [
         [
             s.student,
             s.submission,
             f"{s.score:g}/{book.max_score:g}" if s.status == "graded" else "not graded",
             *(f"{s.file_scores.get(f, 0.0):g}" for f in book.files),
-            s.error,
+            *([s.error] if errors else []),
         ]
         for s in shown
     ]
     rest = len(ordered) - len(shown)
+    columns = ["student", "submission", "score", *book.files]
+    align = ["left", "left", "right", *("right" for _ in book.files)]
     return Table(
         "Grades",
-        ["student", "submission", "score", *book.files, "error"],
+        columns + (["error"] if errors else []),
         rows,
         note=f"{rest} more in grades.csv" if rest > 0 else "",
-        align=["left", "left", "right", *("right" for _ in book.files), "left"],
+        align=align + (["left"] if errors else []),
     )
 
 

@@ -232,3 +232,70 @@ def test_runs_compare_shows_which_students_changed(graded, small_class, tmp_path
     assert done.returncode == 1, done.stderr  # the metrics differ
     changed = [line for line in done.stdout.splitlines() if "cell=submission=" in line]
     assert changed and all("submission=erin,test=relu_forward_small" in c for c in changed)
+
+
+# -- notebooks ----------------------------------------------------------------------------
+def with_notebook(folder: Path, cells) -> Path:
+    from tests.grading.classroom import notebook_json
+
+    copy_reference(folder)
+    (folder / "hw3.ipynb").write_text(notebook_json(cells), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def no_notebook_extra(monkeypatch):
+    """What a machine without kernelnet[notebooks] sees."""
+    import kernelnet.grading.notebooks as notebooks
+
+    monkeypatch.setattr(notebooks, "notebooks_available", lambda: False)
+
+
+def test_a_notebook_that_fails_is_code_2_with_its_cell(tmp_path):
+    from tests.grading.classroom import FAILING_CELL, NOTEBOOK_FAILS, NOTEBOOK_RUNS
+
+    root = tmp_path / "class"
+    with_notebook(root / "runs", NOTEBOOK_RUNS)
+    with_notebook(root / "fails", NOTEBOOK_FAILS)
+    folder = run_folder(kernelnet_cli("grade", "hw3", root, "--runs-dir", tmp_path, *SKIP))
+    got = {(r["cell"], r["test"]): r for r in rows(folder / "metrics.csv")}
+    assert got[("submission=runs", "hw3.ipynb")]["code"] == "0"
+    failed = got[("submission=fails", "hw3.ipynb")]
+    assert failed["code"] == "2"
+    assert failed["reason"].startswith(f"cell {FAILING_CELL}: NameError"), failed["reason"]
+    log = (folder / "cells" / "submission=fails" / "grading.log").read_text()
+    assert "hw3.ipynb" in log and "NameError" in log
+
+
+def test_without_the_extra_a_students_check_says_notebooks_were_not_run(
+    tmp_path, no_notebook_extra
+):
+    from tests.grading.classroom import NOTEBOOK_RUNS
+    from tests.helpers import invoke
+
+    student = with_notebook(tmp_path / "me", NOTEBOOK_RUNS)
+    result = invoke("grade", "hw3", str(student))
+    assert "notebooks not run" in result.stderr and "kernelnet[notebooks]" in result.stderr
+    assert "hw3.ipynb" not in result.stdout  # no notebook row; the .py tests ran
+    assert "gradients_at_zero" in result.stdout
+
+
+def test_without_the_extra_a_class_with_notebooks_is_refused_in_one_line(
+    tmp_path, no_notebook_extra
+):
+    from tests.grading.classroom import NOTEBOOK_RUNS
+    from tests.helpers import invoke, one_error_line
+
+    root = tmp_path / "class"
+    with_notebook(root / "a", NOTEBOOK_RUNS)
+    copy_reference(root / "b")
+    result = invoke("grade", "hw3", str(root), "--runs-dir", str(tmp_path / "runs"))
+    line = one_error_line(result)
+    assert "kernelnet[notebooks]" in line and "--set notebooks=false" in line
+    assert not (tmp_path / "runs").exists()
+    runs = tmp_path / "runs"
+    result = invoke("grade", "hw3", str(root), "--runs-dir", str(runs), "--set", "notebooks=false",
+                    *SKIP)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    graded = rows(Path(result.stdout.strip().splitlines()[-1]) / "metrics.csv")
+    assert graded and not any(r["test"] == "hw3.ipynb" for r in graded)
