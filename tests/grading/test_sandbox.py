@@ -694,3 +694,26 @@ def test_a_session_reads_the_submission_when_it_starts(tmp_path):
     (folder / "big.py").write_bytes(b"#" * (sandbox.MAX_SOURCE_BYTES + 1))
     with pytest.raises(OSError, match="bound"):
         Session(folder).__enter__()
+
+
+# -- a session id freed by a reaped call is never signalled --------------------------------
+@pytest.mark.parametrize("as_root", [True, False], ids=["by uid", "by session"])
+def test_a_reused_session_id_is_never_signalled(as_root):
+    """After a call's process is reaped its pid, and the session id it led, are free: a new
+    process may take them (another call's child, a Dask scheduler). Cleaning up after the
+    call must not signal that process: here a live session leader stands for it."""
+    import subprocess
+    import sys
+
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True
+    )
+    try:
+        uid = sandbox._fresh_uid() if as_root else None
+        if as_root and not sandbox._is_root():
+            pytest.skip("the uid path needs root")
+        assert sandbox._kill_all(uid, stranger.pid) == 0
+        assert stranger.poll() is None, "an unrelated session was killed"
+    finally:
+        stranger.kill()
+        stranger.wait()
