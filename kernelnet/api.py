@@ -99,12 +99,22 @@ def run(
     argv = ["kernelnet.run", chosen.name]
     executor = make_executor(workers)
     try:
-        outcome = execute(chosen, resolved, Path(runs_dir), argv, executor=executor)
+        outcome = execute(
+            chosen, resolved, Path(runs_dir), argv, progress=_progress(chosen.name),
+            executor=executor,
+        )  # fmt: skip
     finally:  # a Dask connection the executor opened is closed however the run ends
         close = getattr(executor, "close", None)
         if close is not None:
             close()
     return Run(outcome.run.path)
+
+
+def _progress(experiment: str):
+    """A progress display in a Jupyter notebook; none elsewhere (a library stays quiet)."""
+    from kernelnet.notebook_display import NotebookProgress, in_notebook
+
+    return NotebookProgress(experiment) if in_notebook() else None
 
 
 def load_run(path_or_id: str | Path, runs_dir: str | Path = "runs") -> Run:
@@ -137,6 +147,12 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, experiment={self.experiment!r}, status={self.status!r})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the run, its cells' metrics and its figures."""
+        from kernelnet.notebook_display import run_html
+
+        return run_html(self)
 
     @property
     def _dir(self) -> RunDir:
