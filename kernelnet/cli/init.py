@@ -47,14 +47,20 @@ def write_configs(folder: Path, force: bool) -> list[Path]:
     return targets
 
 
+DEFAULT_FOLDER = "my-configs"  # not "configs": the commands never read a local configs/
+
+
 def init(
-    folder: Annotated[str, typer.Argument(help="Where to write the configs.")] = "configs",
+    folder: Annotated[str, typer.Argument(help="Where to write the configs.")] = DEFAULT_FOLDER,
     force: Annotated[bool, typer.Option(help="Overwrite configs already there.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Write every shipped config (one YAML per experiment) into FOLDER, to edit and run:
+    """Write every shipped config (one YAML per experiment) into FOLDER (default
+    my-configs), to edit and run with `kernelnet run` or a command's --config. The
+    commands alone (kernelnet svm-primal, kernelnet reproduce) always start from the
+    shipped configs, never from a folder of edited ones.
 
-    kernelnet init my-configs && kernelnet run my-configs/mnist.yaml
+    Example:  kernelnet init && kernelnet run my-configs/mnist.yaml
     """
     with user_errors(debug):
         if not folder.strip():  # as Path, "" would silently become "." (this folder)
@@ -62,3 +68,10 @@ def init(
         targets = write_configs(Path(folder), force)
     for target in targets:
         sys.stdout.write(f"{target}\n")
+    example = next((t for t in targets if t.stem == "svm-primal"), targets[0] if targets else None)
+    if example is not None:
+        sys.stderr.write(
+            f"edit them, then run one with: kernelnet run {example} (or kernelnet "
+            f"{example.stem} --config {example}); without --config a command uses the "
+            "shipped config\n"
+        )
