@@ -64,6 +64,12 @@ def _labelled(rows: list[dict[str, str]], keys: tuple[str, ...]) -> dict[str, di
     return labelled
 
 
+def labelled_rows(path: Path) -> dict[str, dict[str, str]]:
+    """A run's metrics rows by the label :func:`metric_differences` gives them."""
+    run = RunDir.open(path)
+    return _labelled(run.read_metrics(), _row_key_columns(run))
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from kernelnet.safe_read import read_bytes
@@ -26,24 +27,52 @@ figcaption { font-size: .85rem; color: #555; } code { background: #f3f3f3; paddi
 """
 
 
+# A cell separator is a pipe that no backslash escapes (Table.to_markdown writes a ``|``
+# inside a cell as ``\|``, as GitHub-flavoured Markdown does).
+_SEPARATOR = re.compile(r"(?<!\\)\|")
+_DELIMITER_CELL = re.compile(r":?-+:?")
+
+
+def table_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, unescaped: ``| a | \\|x\\| |`` -> ``["a", "|x|"]``.
+
+    Split at unescaped pipes only, so an escaped one stays inside its cell and reads as a
+    plain ``|``."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    if inner.endswith("|") and not inner.endswith("\\|"):
+        inner = inner[:-1]
+    return [cell.strip().replace("\\|", "|") for cell in _SEPARATOR.split(inner)]
+
+
+def _table_html(lines: list[str]) -> str:
+    """A table from its Markdown rows: the first is the header; the second, when it is the
+    delimiter row (``---:`` and the like in every cell), is dropped. Only the second line is
+    ever taken as the delimiter, so a data row of dashes stays a row."""
+    header, *body = (table_cells(line) for line in lines)
+    if body and all(_DELIMITER_CELL.fullmatch(c) for c in body[0]):
+        body = body[1:]
+
+    def row(cells: list[str], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+
+    return (
+        f"<table><thead>{row(header, 'th')}</thead><tbody>"
+        + "".join(row(cells, "td") for cells in body)
+        + "</tbody></table>"
+    )
+
+
 def markdown_to_html(text: str) -> str:
-    parts, table = [], []
+    """HTML for the Markdown kernelnet writes: ``#``-headings (the ``#`` title is left to
+    :func:`page`), pipe tables and paragraphs, every text escaped."""
+    parts: list[str] = []
+    table: list[str] = []
 
     def flush_table() -> None:
-        if not table:
-            return
-        header, *body = [
-            row for row in table if not set(row.replace("|", "").strip()) <= set(":- ")
-        ]
-        cells = lambda row: [html.escape(c.strip()) for c in row.strip().strip("|").split(" | ")]  # noqa: E731
-        parts.append(
-            "<table><thead><tr>"
-            + "".join(f"<th>{c}</th>" for c in cells(header))
-            + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells(r)) + "</tr>" for r in body)
-            + "</tbody></table>"
-        )
-        table.clear()
+        if table:
+            parts.append(_table_html(table))
+            table.clear()
 
     for line in text.splitlines():
         if line.startswith("|"):

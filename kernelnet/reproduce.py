@@ -55,7 +55,9 @@ def run_config(path: Path, runs_dir: Path, progress: Progress | None = None) -> 
 
 
 def report_table(runs: list[ReproducedRun], report_dir: Path, seconds: float) -> Table:
-    """The runs, one row each, and the total wall-clock time in the note."""
+    """The runs, one row each, and the total wall-clock time in the note. The run folder
+    column is relative to ``report_dir`` (REPORT.md's own folder: short, and it holds as
+    long as the runs directory moves as a whole)."""
     rows = []
     for run in runs:
         link = os.path.relpath(run.run_path, report_dir) if run.run_path else "—"
@@ -135,6 +137,18 @@ def reproduce(
     return report, results, table
 
 
+def run_link(run_path: Path) -> str:
+    """The href of a run's metrics.md in report.html: an absolute file:// URI.
+
+    The page is self-contained (every table and plot is inside it), so it is the file that
+    gets copied, mailed or moved on its own; a link relative to its folder breaks the
+    moment it leaves ``<runs-dir>/reproduce/<id>/``, while an absolute URI keeps pointing at
+    the run folder wherever the page goes on this machine. A full file:// URI rather than an
+    absolute path: it means the same whatever the page was opened from, and ``as_uri``
+    percent-encodes spaces, ``#`` and ``%`` in folder names."""
+    return (run_path.resolve() / "metrics.md").as_uri()
+
+
 def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> str:
     """One self-contained page: environment, the run table with links, then every run's
     tables and plots (embedded as data URIs)."""
@@ -152,7 +166,7 @@ def report_html(report: RunDir, results: list[ReproducedRun], table: Table) -> s
     ]
     for run, row in zip(results, table.rows):
         link = (
-            f'<a href="{html.escape(row[4])}/metrics.md">{html.escape(row[4])}</a>'
+            f'<a href="{html.escape(run_link(run.run_path))}">{html.escape(row[4])}</a>'
             if run.run_path
             else "—"
         )

@@ -399,9 +399,14 @@ def _reopen(
         )
     digest = config_sha256(outcome_values(experiment.schema, resolved))
     if run.manifest.get("config_sha256") != digest:
+        changed = _config_changes(experiment, run, resolved)
+        what = (
+            f": {changed}"
+            if changed
+            else f" (sha256 {digest[:12]} vs {str(run.manifest.get('config_sha256'))[:12]})"
+        )
         raise ConfigError(
-            f"{run.path}: the config no longer matches the run's config "
-            f"(sha256 {digest[:12]} vs {str(run.manifest.get('config_sha256'))[:12]});"
+            f"{run.path}: the config no longer matches the run's config{what};"
             " resume with the same config, or start a new run"
         )
     current = environment()
@@ -412,6 +417,12 @@ def _reopen(
             "with this code's; start a new run, or resume anyway with --force"
         )
     done = cell_store.load_results(run, cells)
+    if cells and len(done) == len(cells):
+        # Said on stderr (a warning is what the command line shows); the results files and
+        # the report are written again from the stored cells, as after any resume.
+        log.warning(
+            "nothing to run: all %d cell(s) of %s were already complete", len(cells), run.path
+        )
     entry = {"at": utc_now(), "argv": argv, "skipped_cells": len(done), "pid": os.getpid()}
     if mismatches:
         entry["forced_despite"] = mismatches
@@ -422,6 +433,43 @@ def _reopen(
         resumed=[*run.manifest.get("resumed", []), entry],
     )
     return done
+
+
+CHANGES_SHOWN = 3  # changed keys named in a refused resume before "and N more"
+
+
+def _config_changes(experiment: Experiment, run: RunDir, resolved: dict[str, Any]) -> str:
+    """``svm.C: 5 in the run, 10 now; seed: ...`` for the outcome keys whose values differ
+    between the run's saved config.yaml (read by the strict loader and resolved by the
+    schema) and ``resolved``, compared as the digest sees them; "" when the saved config
+    cannot be read or shows no difference (the digest alone then says they differ)."""
+    from kernelnet.compare import flatten
+    from kernelnet.config import read_config_file
+    from kernelnet.errors import KernelnetError
+
+    try:  # resolved again, so that both sides have the schema's types and defaults
+        raw = read_config_file(run.file("config.yaml"))
+        saved = resolve(experiment.schema, raw.values, raw.locations)
+    except (KernelnetError, OSError):
+        return ""
+    before = flatten(outcome_values(experiment.schema, saved))
+    after = flatten(outcome_values(experiment.schema, resolved))
+
+    def canonical(value: Any) -> str:
+        return config_sha256({"value": value})
+
+    def shown(value: Any, missing: bool) -> str:
+        text = "(absent)" if missing else format_value(value)
+        return text if len(text) <= 40 else f"{text[:30]}… ({len(text):,} characters)"
+
+    changed = [
+        f"{key}: {shown(before.get(key), key not in before)} in the run, "
+        f"{shown(after.get(key), key not in after)} now"
+        for key in sorted(set(before) | set(after))
+        if key not in before or key not in after or canonical(before[key]) != canonical(after[key])
+    ]
+    more = len(changed) - CHANGES_SHOWN
+    return "; ".join(changed[:CHANGES_SHOWN]) + (f"; and {more} more" if more > 0 else "")
 
 
 def execute(

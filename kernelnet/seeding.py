@@ -3,6 +3,9 @@
 A cell's Generator depends on the run seed and the cell's canonical full config (its
 :attr:`~kernelnet.config.Cell.digest`), never on the grid around it or the order cells
 run in: the same settings give the same numbers alone, inside any grid, on any executor.
+A user's data file counts by its bytes, not by how its path is spelled (``pets.csv``,
+``./pets.csv`` and its absolute path give the same numbers; see
+:func:`kernelnet.config.sweep.data_identity`).
 Things shared by every cell of a run (a fixed probe point set, a run-level numerical
 check) get a Generator derived from the run seed and a name saying what it is for.
 """

@@ -21,6 +21,9 @@ class Table:
         return "left" if index == 0 else "right"
 
     def to_markdown(self) -> str:
+        """A ``### title`` and a pipe table; a ``|`` inside a cell is written ``\\|`` (GitHub's
+        escape, which report_html.table_cells undoes), so it never splits the cell."""
+
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 

@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
 
         Each experiment gets its own run folder; the report folder
         (<runs-dir>/reproduce/<time>-<id>/) links them. Exits 1 if any experiment failed.
+
+        \b
+        Examples:  kernelnet reproduce
+                   kernelnet reproduce --runs-dir /tmp/kernelnet-runs --quiet
         """
         from rich.text import Text
 

@@ -57,19 +57,48 @@ def _warn(message: str) -> None:
     stderr_console().print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+def _check_filters(experiment: str | None, status: str | None) -> None:
+    """A filter value no run can have (a typo) is refused naming the valid ones, instead of
+    listing nothing as if there were no such runs."""
+    from kernelnet.errors import ConfigError
+    from kernelnet.experiments.catalog import CATALOG
+    from kernelnet.runs import STATUSES
+
+    for flag, value, valid in (
+        ("--status", status, STATUSES),
+        ("--experiment", experiment, tuple(CATALOG)),
+    ):
+        if value is not None and value not in valid:
+            raise ConfigError(f"{flag} {value!r}: not one of {', '.join(valid)}")
+
+
 @runs_app.command("list")
 def list_runs(
     runs_dir: RunsDir = Path("runs"),
-    experiment: Annotated[Optional[str], typer.Option(help="Only this experiment.")] = None,
-    status: Annotated[Optional[str], typer.Option(help="Only runs with this status.")] = None,
+    experiment: Annotated[
+        Optional[str], typer.Option(help="Only this experiment (svm-primal, knn, ...).")
+    ] = None,
+    status: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Only runs with this status: running, complete, failed, interrupted or diverged."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs, oldest first. A run left `running` whose process is gone shows as
-    interrupted."""
+    interrupted.
+
+    \b
+    Examples:  kernelnet runs list --status complete
+               kernelnet runs list --experiment svm-primal --json
+    """
     from kernelnet.cli.render import print_tables, stdout_console
     from kernelnet.runs import iter_runs
     from kernelnet.tables import Table
 
+    with user_errors(False):
+        _check_filters(experiment, status)
     found = [
         r
         for r in iter_runs(runs_dir, warn=_warn)
@@ -125,7 +154,12 @@ def show_run(
     runs_dir: RunsDir = Path("runs"),
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Print a run's tables and summary, and list its plots."""
+    """Print a run's tables and summary, and list its plots.
+
+    \b
+    Examples:  kernelnet runs show latest
+               kernelnet runs show 20261123-1015 --runs-dir runs
+    """
     from rich.markup import escape
 
     from kernelnet.cli.render import stdout_console
@@ -157,6 +191,42 @@ def show_run(
                     console.print(f"plot: {Path(directory) / name}", markup=False)
 
 
+ONE_SIDED_SHOWN = 10  # cells named in a "only in" line before "... and N more"
+
+
+def _row_labels(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """A run's metrics rows as :func:`kernelnet.compare.metric_differences` names them, in
+    order, and each label's cell id."""
+    from kernelnet.compare import labelled_rows
+
+    rows = labelled_rows(folder)
+    return list(rows), {label: row["cell"] for label, row in rows.items() if "cell" in row}
+
+
+def _only_in(name: str, mine: list[str], cells: dict[str, str], theirs: set[str]) -> str:
+    """``3 cell(s) only in RUN: C=1, C=2, C=3`` for the rows of ``mine`` missing from
+    ``theirs``: a cell none of whose rows the other run has is named by its id, any other
+    one-sided row by its label; "" when there are none."""
+    missing = [label for label in mine if label not in theirs]
+    if not missing:
+        return ""
+    shared_cells = {cells[label] for label in mine if label in theirs and label in cells}
+    names = list(
+        dict.fromkeys(
+            cells[label] if label in cells and cells[label] not in shared_cells else label
+            for label in missing
+        )
+    )
+    whole = sum(1 for n in names if n not in missing)
+    kind = "cell(s)" if whole == len(names) else "cell(s) or row(s)"
+    # ids of a grid of several axes hold commas themselves (C=1,epochs=2)
+    between = "; " if any("," in n for n in names) else ", "
+    shown = between.join(names[:ONE_SIDED_SHOWN])
+    hidden = len(names) - ONE_SIDED_SHOWN
+    more = f"{between}... and {hidden} more" if hidden > 0 else ""
+    return f"{len(names)} {kind} only in {name}: {shown}{more}"
+
+
 @runs_app.command("compare")
 def compare_runs(
     run_a: Annotated[str, typer.Argument(help="The first run: " + RUN_HELP)],
@@ -166,7 +236,13 @@ def compare_runs(
 ) -> None:
     """Show how two runs differ: resolved config values, then metrics cell by cell
     (rows matched by their cell and the experiment's row key, e.g. epoch; timing columns
-    ignored). Exits 0 if the metrics are identical, 1 if not."""
+    ignored). Rows found in one run only are summarized in one line per run. Exits 0 if
+    the metrics are identical, 1 if not.
+
+    \b
+    Examples:  kernelnet runs compare 20261123-101500-ab12 latest
+               kernelnet runs compare runs/svm-primal/20261123-1015 runs/svm-primal/20261124
+    """
     from kernelnet.cli.render import print_tables, stdout_console
     from kernelnet.compare import config_differences, metric_differences
     from kernelnet.runs import resolve_run
@@ -177,6 +253,20 @@ def compare_runs(
         a, b = resolve_run(run_a, runs_dir).path, resolve_run(run_b, runs_dir).path
         configs = config_differences(a, b)
         metrics = metric_differences(a, b)
+        (labels_a, cells_a), (labels_b, cells_b) = _row_labels(a), _row_labels(b)
+    # A row one run lacks differs in every column: one line per run says which cells they
+    # are, and the table keeps the values of the rows both runs have.
+    one_sided = set(labels_a).symmetric_difference(labels_b)
+    shared = [d for d in metrics if d.row not in one_sided]
+    summary = [
+        line
+        for line in (
+            _only_in(a.name, labels_a, cells_a, set(labels_b)),
+            _only_in(b.name, labels_b, cells_b, set(labels_a)),
+        )
+        if line
+    ]
+    nothing = "(none in the rows both runs have)" if summary else "(none: identical)"
     tables = [
         Table(
             "Config differences",
@@ -189,13 +279,15 @@ def compare_runs(
             ["row", "column", str(a.name), str(b.name), "b − a"],
             [
                 [d.row, d.column, d.a, d.b, "" if d.delta is None else f"{d.delta:+.6g}"]
-                for d in metrics
+                for d in shared
             ]
-            or [["(none: identical)", "", "", "", ""]],
+            or [[nothing, "", "", "", ""]],
             align=["left", "left", "right", "right", "right"],
         ),
     ]
     print_tables(tables, console)
+    for line in summary:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if metrics:
         raise typer.Exit(1)
 
@@ -209,7 +301,12 @@ def rerun(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Re-execute a run from its saved config.yaml into a new run folder beside it, and say
-    whether the metrics match exactly (timing columns aside). Exits 1 if they do not."""
+    whether the metrics match exactly (timing columns aside). Exits 1 if they do not.
+
+    \b
+    Examples:  kernelnet rerun latest
+               kernelnet rerun 20261123-101500-ab12 --runs-dir runs --quiet
+    """
     from rich.markup import escape
 
     from kernelnet.cli.render import diagnostics, print_tables, stderr_console, stdout_console

@@ -17,6 +17,7 @@ from kernelnet.config.yaml_loader import (
     first_unprintable,
     load_yaml,
 )
+from kernelnet.errors import ConfigError
 
 
 def _refuse_unprintable(item: str, source: str) -> None:
@@ -50,8 +51,31 @@ def parse_override(item: str, source: str = "--set") -> tuple[str, Any, Location
     text = text.strip()
     if "," in text and text[:1] not in "[{\"'":
         text = f"[{text}]"
-    value, _ = load_yaml(text, str(where)) if text else (None, {})
+    value, _ = _parse_value(text, key, where) if text else (None, {})
     return key, value, where
+
+
+def _parse_value(text: str, key: str, where: Location) -> tuple[Any, dict[str, Location]]:
+    """The YAML value of an item. Text the parser cannot read at all (an unclosed ``[`` or
+    ``{``, a stray ``:``) is one line naming the item and the forms that work, instead of
+    the parser's own report (``expected <block end>, but found ':'``), which names its
+    grammar, not the fix; any other refusal (a boolean spelled ``yes``, a bound) keeps its
+    own message, which already says what to do."""
+    try:
+        return load_yaml(text, str(where))
+    except ConfigError as exc:
+        if _SYNTAX not in str(exc):
+            raise
+    raise config_error(
+        where,
+        "",
+        "the value is not valid YAML; write key=value or key=v1,v2 (a sweep), or quote it "
+        f"to pass it as text: --set '{key}=\"...\"'",
+    ) from None
+
+
+# load_yaml's prefix for what PyYAML's scanner and parser reject (kernelnet.config.yaml_loader)
+_SYNTAX = ": invalid YAML: "
 
 
 def _descendants(path: str, value: Any) -> list[str]:

@@ -450,7 +450,9 @@ def load_train_test(
             raise DataError(f"{test_path}: a test file holds X and y, not four arrays")
         train, test = _same_kind(read, other)
     else:
-        rng = named_rng(seed, f"split {path.name}")
+        from kernelnet.config.sweep import file_content_digest  # the data's bytes, not its name
+
+        rng = named_rng(seed, f"split {file_content_digest(str(path)) or path.name}")
         train, test = stratified_split(read, test_fraction, rng, str(path))
     if test.X.shape[1] != train.X.shape[1]:
         raise DataError(

@@ -119,7 +119,11 @@ Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
 sign, ReLU and its derivative, sigmoid and softplus identities, softmax shift invariance
 and Jacobian, the cross-entropy gradient, and the MSE-versus-cross-entropy gradient with
 a sigmoid output, each with its maximum error over dense grids and random vectors; plots
-of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
+of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.
+Defaults: configs/activations.yaml (2,001 grid points on [-10, 10], depth 30, width 64).
+
+Examples:  kernelnet activations
+           kernelnet activations --set activations.depth=100 --no-plots""",
     ),
     "optimizers": Entry(
         "optimizers",
@@ -128,7 +132,11 @@ of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.""",
 Trajectories of SGD, momentum, Nesterov, Adagrad, RMSProp and Adam on a plateau, an
 elongated valley and Rosenbrock's function, loss curves of the same optimizers training
 the MNIST MLP on a 5,000-image subset, and two checks: Adam's bias-corrected moments are
-unbiased, and both usual forms of Nesterov momentum give the same iterates.""",
+unbiased, and both usual forms of Nesterov momentum give the same iterates.
+Defaults: configs/optimizers.yaml (all six optimizers, 300 steps, 3 MNIST epochs).
+
+Examples:  kernelnet optimizers --set optimizer.name=sgd,adam
+           kernelnet optimizers --set optimizer.momentum=0.5,0.99 --set mnist.epochs=1""",
     ),
     "fit": Entry(
         "fit",
@@ -138,7 +146,10 @@ Fits sine, step, |x| and a cubic with identity, ReLU, tanh and sigmoid networks 
 widths and depths (DEPTHxWIDTH) and a block of summed branches (branches:DEPTHxWIDTH),
 by full-batch Adam on the mean squared error; reports train and test MSE and plots the
 fitted curves. A linear network can only fit a line: its curve's second differences are
-zero and it never beats the least-squares line.""",
+zero and it never beats the least-squares line. Defaults: configs/fit.yaml.
+
+Examples:  kernelnet fit --set fit.target=sine --set fit.activation=relu
+           kernelnet fit --set 'fit.architecture=[1x8, 3x32]' --set fit.steps=500""",
     ),
     "siamese": Entry(
         "siamese",
@@ -146,7 +157,11 @@ zero and it never beats the least-squares line.""",
         """\
 Both images of a pair go through the same tower (an MLP, weights shared); the cosine of
 their embeddings is trained with L = -y cos (y = +1 for the same digit, -1 otherwise).
-Reports test loss, pair accuracy and the mean cosine of same and different pairs per epoch.""",
+Reports test loss, pair accuracy and the mean cosine of same and different pairs per epoch.
+Defaults: configs/siamese.yaml (4,000 training pairs, one hidden layer of 128, 5 epochs).
+
+Examples:  kernelnet siamese
+           kernelnet siamese --set siamese.embedding=8,32 --set siamese.epochs=2""",
     ),
     "mlp": Entry(
         "mlp",

@@ -20,6 +20,7 @@ from kernelnet.data.registry import (
     DataFileOptions,
     load_labelled,
 )
+from kernelnet.data.validation import label_text
 from kernelnet.experiments.base import (
     CellContext,
     CellOutput,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DATASETS = (*BINARY_DATASETS, "mnist")
+MNIST_MAPPING = {str(digit): digit for digit in range(10)}  # MNIST's labels are the digits
 
 
 @dataclass
@@ -71,25 +73,33 @@ class KnnConfig(ExperimentConfig):
 
 def splits(config: KnnConfig, rng: np.random.Generator):
     """(X_train, y_train, X_val, y_val, X_test, y_test) with integer labels 0..C-1."""
+    return mapped_splits(config, rng)[:6]
+
+
+def mapped_splits(config: KnnConfig, rng: np.random.Generator):
+    """:func:`splits` and the label mapping: {original label as text: its code 0..C-1}."""
     d = config.data
     if d.dataset == "mnist":
         m = mnist_split(d.mnist_train, d.mnist_val, d.mnist_test)
-        return m.X_train, m.y_train, m.X_val, m.y_val, m.X_test, m.y_test
-    X_fit, y_fit, X_test, y_test, _ = labelled(config)
+        return m.X_train, m.y_train, m.X_val, m.y_val, m.X_test, m.y_test, MNIST_MAPPING
+    X_fit, y_fit, X_test, y_test, mapping = labelled(config)
     order = rng.permutation(len(y_fit))
     n_val = max(1, int(round(d.val_fraction * len(order))))
     val, train = order[:n_val], order[n_val:]
-    return X_fit[train], y_fit[train], X_fit[val], y_fit[val], X_test, y_test
+    return X_fit[train], y_fit[train], X_fit[val], y_fit[val], X_test, y_test, mapping
 
 
 def labelled(config: KnnConfig):
     """A shipped two-class set or a user's file: (X_train, y_train, X_test, y_test, label
-    mapping) with labels coded 0..C-1 in sorted order (the mapping is recorded)."""
+    mapping) with labels coded 0..C-1 in sorted order, and the mapping {label as text:
+    code} recorded as the neighbours vote on these codes (two classes too: 0 and 1, not the
+    -1/+1 the two-class models use)."""
     split = load_labelled(config.data, config.seed, extra_names=("mnist",))
     classes = split.classes
     y_train = np.searchsorted(classes, split.y_train).astype(np.int64)
     y_test = np.searchsorted(classes, split.y_test).astype(np.int64)
-    return split.X_train, y_train, split.X_test, y_test, split.label_mapping
+    mapping = {label_text(c): code for code, c in enumerate(classes)}
+    return split.X_train, y_train, split.X_test, y_test, mapping
 
 
 def choose_k(val_accuracy: dict[int, float]) -> int:
@@ -99,7 +109,7 @@ def choose_k(val_accuracy: dict[int, float]) -> int:
 
 
 def run_cell(config: KnnConfig, ctx: CellContext) -> CellOutput:
-    X_train, y_train, X_val, y_val, X_test, y_test = splits(config, ctx.rng)
+    X_train, y_train, X_val, y_val, X_test, y_test, mapping = mapped_splits(config, ctx.rng)
     ks = sorted(set(k for k in config.knn.k if k <= len(y_train)))
     metric = config.knn.metric
     train_pred = knn_predict_all_k(X_train, y_train, X_train, ks, metric)
@@ -123,7 +133,13 @@ def run_cell(config: KnnConfig, ctx: CellContext) -> CellOutput:
         for k in ks
     ]
     sizes = {"train": len(y_train), "val": len(y_val), "test": len(y_test)}
-    return CellOutput(rows, {"chosen": chosen, "test_accuracy": test_acc, "sizes": sizes})
+    artifacts = {
+        "chosen": chosen,
+        "test_accuracy": test_acc,
+        "sizes": sizes,
+        "label_mapping": mapping,
+    }
+    return CellOutput(rows, artifacts)
 
 
 def _table(result: CellResult, setting: str) -> Table:
@@ -168,6 +184,13 @@ def report(ctx: ReportContext) -> Report:
             summary.setdefault("by_setting", {})[setting] = chosen
         else:
             summary["by_dataset"] = chosen
+    mappings = {
+        r.cell.config.data.dataset: r.artifacts["label_mapping"]
+        for r in ctx.completed
+        if "label_mapping" in r.artifacts  # absent from cells stored before it was recorded
+    }
+    if mappings:
+        summary["label_mapping"] = mappings
     return Report(tables, summary)
 
 

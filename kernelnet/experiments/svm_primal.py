@@ -76,6 +76,10 @@ class SvmPrimalConfig(ExperimentConfig):
 # once when it fits), so memory stays bounded whatever the number of epochs or features.
 BLOCK_BYTES = 32 * 2**20
 ROW_WEIGHTS = 32  # up to this many features, each weight is a metrics column and a bar
+# Up to this many features the table prints every weight; beyond, a line a person can read:
+# ||w||, the count, the LARGEST_WEIGHTS largest by magnitude and the file holding them all.
+PRINTED_WEIGHTS = 10
+LARGEST_WEIGHTS = 3
 
 
 def block_epochs(epochs: int, d: int, n_scored: int) -> int:
@@ -229,7 +233,17 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         "train_accuracy": fit.train_accuracy,
         "label_mapping": split.label_mapping,
     }
+    if fit.w.size > PRINTED_WEIGHTS:
+        artifacts["largest_weights"] = largest_weights(fit.w)
     return CellOutput([row], artifacts)
+
+
+def largest_weights(w: np.ndarray, count: int = LARGEST_WEIGHTS) -> list[list[float]]:
+    """The ``count`` entries of ``w`` (d,) largest in magnitude, largest first, as
+    ``[feature index, weight]`` pairs (ties: the lower index first). The index is the
+    feature's 0-based column among the features (the label column not counted)."""
+    order = np.argsort(-np.abs(w), kind="stable")[:count]
+    return [[int(i), float(w[i])] for i in order]
 
 
 def preflight(cells: list[Cell]) -> None:
@@ -244,10 +258,31 @@ def preflight(cells: list[Cell]) -> None:
         )
 
 
-def _weights_text(row: dict) -> str:
-    if "w_norm" in row:
-        return f"||w|| = {row['w_norm']:.4f} ({row['n_weights']:,} weights: params.npz)"
-    return "[" + ", ".join(f"{v:+.4f}" for k, v in row.items() if k.startswith("w_")) + "]"
+def _row_weights(row: dict) -> list[float]:
+    """The weights a metrics row holds as columns ``w_0``, ``w_1``, ... (none beyond
+    ROW_WEIGHTS features)."""
+    return [v for k, v in row.items() if k.startswith("w_") and k != "w_norm"]
+
+
+def _lists_every_weight(row: dict) -> bool:
+    return "w_norm" not in row and len(_row_weights(row)) <= PRINTED_WEIGHTS
+
+
+def _weights_text(result: CellResult, params_file: str) -> str:
+    """Every weight, ``[+0.1234, ...]``, for up to PRINTED_WEIGHTS features; beyond that
+    ``||w||``, how many weights, the largest few ``w_i = +v`` and ``params_file``, where the
+    whole vector is (array ``w``)."""
+    row = result.row
+    listed = _row_weights(row)
+    if _lists_every_weight(row):
+        return "[" + ", ".join(f"{v:+.4f}" for v in listed) + "]"
+    norm = row["w_norm"] if "w_norm" in row else float(np.linalg.norm(listed))
+    count = row.get("n_weights", len(listed))
+    largest = result.artifacts.get("largest_weights")
+    if largest is None and listed:  # a cell stored before the artifact existed
+        largest = largest_weights(np.asarray(listed))
+    top = "; largest " + ", ".join(f"w_{int(i)} = {v:+.4f}" for i, v in largest) if largest else ""
+    return f"||w|| = {norm:.4f} ({count:,} weights{top}; all in {params_file})"
 
 
 def _title(config: dict, setting: str) -> str:
@@ -259,7 +294,10 @@ def _title(config: dict, setting: str) -> str:
     )
 
 
-def _table(title: str, results: list[CellResult]) -> Table:
+def _table(title: str, results: list[CellResult], ctx: ReportContext) -> Table:
+    def params_file(result: CellResult) -> str:  # as the run folder names it
+        return ctx.files(result).path("params.npz").relative_to(ctx.run.path).as_posix()
+
     rows = [
         [
             str(r.cell.config.svm.epochs),
@@ -267,19 +305,25 @@ def _table(title: str, results: list[CellResult]) -> Table:
             percent(r.row["test_accuracy"]) if r.ok else "",
             number(r.row["objective"], 6) if r.ok else "",
             f"{r.row['b']:+.4f}" if r.ok else "",
-            _weights_text(r.row) if r.ok else r.error[:60],
+            _weights_text(r, params_file(r)) if r.ok else r.error[:60],
         ]
         for r in results
     ]
+    note = (
+        "w_i is the weight of the i-th feature column (from 0, the label column not counted); "
+        "the files named are in the run folder."
+        if any(r.ok and not _lists_every_weight(r.row) for r in results)
+        else ""
+    )
     columns = ["epochs", "train acc %", "test acc %", "objective E(w,b)", "b", "w"]
-    return Table(title, columns, rows, align=["right"] * 5 + ["left"])
+    return Table(title, columns, rows, note=note, align=["right"] * 5 + ["left"])
 
 
 def report(ctx: ReportContext) -> Report:
     tables = []
     for setting, members in group_cells(ctx.results, ("epochs",)).items():
         title = _title(ctx.config, setting)
-        tables.append(_table(title, members))
+        tables.append(_table(title, members, ctx))
         done = [r for r in members if r.ok]
         if not done:
             continue
@@ -300,7 +344,7 @@ def report(ctx: ReportContext) -> Report:
             f"weights{suffix}",
             weight_bars,
             [r.cell.id for r in done],
-            np.array([[v for k, v in r.row.items() if k.startswith("w_")] for r in done]),
+            np.array([_row_weights(r.row) for r in done]),
             np.array([r.row["b"] for r in done]),
         )
     done = ctx.completed
