@@ -417,12 +417,6 @@ def _reopen(
             "with this code's; start a new run, or resume anyway with --force"
         )
     done = cell_store.load_results(run, cells)
-    if cells and len(done) == len(cells):
-        # Said on stderr (a warning is what the command line shows); the results files and
-        # the report are written again from the stored cells, as after any resume.
-        log.warning(
-            "nothing to run: all %d cell(s) of %s were already complete", len(cells), run.path
-        )
     entry = {"at": utc_now(), "argv": argv, "skipped_cells": len(done), "pid": os.getpid()}
     if mismatches:
         entry["forced_despite"] = mismatches
@@ -432,6 +426,13 @@ def _reopen(
         finished=None,
         resumed=[*run.manifest.get("resumed", []), entry],
     )
+    if cells and len(done) == len(cells):
+        # Said on stderr (a warning is what the command line shows) once the run is
+        # reopened; the results files and the report are written again from the stored
+        # cells, as after any resume.
+        log.warning(
+            "nothing to run: all %d cell(s) of %s were already complete", len(cells), run.path
+        )
     return done
 
 
