@@ -111,38 +111,23 @@ def _one_submission(common: CommonOptions, paths: list[Path]) -> bool:
 def _grade_class(
     common: CommonOptions, assignment: Optional[str], paths: list[Path], manifest: Optional[Path]
 ) -> None:
-    from kernelnet.cli.launch import (
-        build_config,
-        preview,
-        print_run_path,
-        resume_config_path,
-        run_resolved,
-    )
-    from kernelnet.config import RawConfig, read_config_file
-    from kernelnet.experiments import get_experiment
+    """A grading run: the ``grade`` experiment launched as any experiment is, its assignment,
+    submissions and manifest taken from the arguments."""
+    from kernelnet.cli.launch import launch
     from kernelnet.grading.roster import class_manifest, find_submissions
 
-    with user_errors(common.debug):
-        experiment = get_experiment("grade")
-        path = common.config
-        if common.resume and not common.config:
-            _, path = resume_config_path(common.resume, common.runs_dir)
-        raw = read_config_file(path) if path else RawConfig()
+    def arguments(raw) -> None:
+        chosen = manifest
         if assignment is not None:
             raw.set("assignment", assignment, "ASSIGNMENT")
         if paths:
             found = find_submissions(paths)
             raw.set("submission", [str(p) for p in found], "SUBMISSIONS")
-            manifest = manifest or class_manifest(paths)
-        if manifest is not None:
-            raw.set("manifest", str(Path(manifest).resolve()), "--manifest")
-        resolved = build_config(experiment, raw, common, {})
-        if preview(experiment, resolved, common):
-            return
-        outcome = run_resolved(experiment, resolved, common)
-    print_run_path(outcome)
-    if outcome.exit_code:
-        raise typer.Exit(outcome.exit_code)
+            chosen = chosen or class_manifest(paths)
+        if chosen is not None:
+            raw.set("manifest", str(Path(chosen).resolve()), "--manifest")
+
+    launch("grade", common, {}, arguments)
 
 
 def _grade_one(
@@ -214,7 +199,7 @@ def _render(result, hints: bool) -> None:
             reason = f"{reason} [{r.traceback[-1].strip()}]"
         if hints and not r.passed and r.code in HINTS:
             reason = f"{reason} (hint: {HINTS[r.code]})"
-        rows.append([r.name, r.function, str(r.code), f"{r.score:g}/{r.max_score:g}", reason])
+        rows.append([r.test, r.function, str(r.code), f"{r.points:g}/{r.max_points:g}", reason])
     note = (
         f"{result.skipped_hidden} hidden test(s) not run (instructors: --all)"
         if result.skipped_hidden

@@ -1,6 +1,7 @@
 """From parsed command-line options to a finished run: the path every experiment takes."""
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -138,9 +139,16 @@ def preview(experiment: Experiment, resolved: dict, common: CommonOptions) -> bo
     return common.dry_run or common.print_config
 
 
-def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | None]]) -> None:
+def launch(
+    name: str,
+    common: CommonOptions,
+    flags: dict[str, tuple[str, str | None]],
+    arguments: Callable[[RawConfig], None] | None = None,
+) -> None:
     """Run experiment ``name`` from its default (or --config) config; exit with its code.
-    With --resume, the run folder's saved config is the starting point instead."""
+    With --resume, the run folder's saved config is the starting point instead.
+    ``arguments`` sets what a command's own arguments give (``kernelnet grade``'s
+    assignment and submissions) on the raw config, before --set and the flags."""
     with user_errors(common.debug):
         experiment = get_experiment(name)
         path = common.config or default_config(name)
@@ -149,6 +157,8 @@ def launch(name: str, common: CommonOptions, flags: dict[str, tuple[str, str | N
             if recorded != name:
                 raise ConfigError(f"--resume {common.resume}: a {recorded!r} run, not {name!r}")
         raw = read_config_file(path) if path else RawConfig()
+        if arguments is not None:
+            arguments(raw)
         resolved = build_config(experiment, raw, common, flags)
         if preview(experiment, resolved, common):
             return

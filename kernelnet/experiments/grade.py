@@ -133,7 +133,7 @@ def run_cell(config: GradeConfig, ctx: CellContext) -> CellOutput:
         graded.seconds,
     )
     return CellOutput(
-        [row.as_row() for row in graded.rows()],
+        [row.as_row() for row in graded.results],
         {"digest": digest, "seconds": graded.seconds},
     )
 
@@ -145,7 +145,7 @@ def _log_text(config: GradeConfig, graded: Any) -> str:
         "",
     ]
     for r in graded.results:
-        lines.append(f"[{r.code:>2}] {r.name} ({r.file}: {r.function}) {r.seconds:.2f} s")
+        lines.append(f"[{r.code:>2}] {r.test} ({r.file}: {r.function}) {r.seconds:.2f} s")
         if r.reason:
             lines.append(f"     {r.reason}")
         lines += [f"     | {line.rstrip()}" for line in r.traceback]

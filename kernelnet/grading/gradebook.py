@@ -36,6 +36,9 @@ class TestRow:
     seconds: float
     visibility: str  # visible | hidden
     reason: str  # "" on success
+    # the student's own traceback lines, for code 2 (grading.log and the student's table;
+    # not a metrics.csv column, so a row read back has none)
+    traceback: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

@@ -80,60 +80,23 @@ _STATUS_CODES = {
 
 
 @dataclass(frozen=True)
-class TestResult:
-    """One test case of one submission."""
-
-    name: str  # the case's name (unique in the assignment)
-    file: str
-    function: str
-    code: int
-    score: float
-    max_score: float
-    visibility: str  # visible | hidden
-    reason: str  # one line a student can act on ("" on success)
-    seconds: float
-    traceback: tuple[str, ...] = ()  # the student's own lines, for code 2
-
-    @property
-    def passed(self) -> bool:
-        return self.code == Code.SUCCESS
-
-    def row(self) -> TestRow:
-        """The gradebook's line for this test."""
-        return TestRow(
-            self.name,
-            self.file,
-            self.function,
-            self.code,
-            self.score,
-            self.max_score,
-            self.seconds,
-            self.visibility,
-            self.reason,
-        )
-
-
-@dataclass(frozen=True)
 class Grade:
     assignment: str
-    results: tuple[TestResult, ...]
+    results: tuple[TestRow, ...]
     skipped_hidden: int  # hidden cases not run (a student checking their own work)
     seconds: float
 
     @property
     def score(self) -> float:
-        return sum(r.score for r in self.results)
+        return sum(r.points for r in self.results)
 
     @property
     def max_score(self) -> float:
-        return sum(r.max_score for r in self.results)
+        return sum(r.max_points for r in self.results)
 
     @property
     def all_passed(self) -> bool:
         return all(r.passed for r in self.results)
-
-    def rows(self) -> tuple[TestRow, ...]:
-        return tuple(r.row() for r in self.results)
 
 
 @contextlib.contextmanager
@@ -327,7 +290,7 @@ def grade(
 
 def _run_case(
     spec: AssignmentSpec, session: Session, file: FileSpec, function: FunctionSpec, case: CaseSpec
-) -> TestResult:
+) -> TestRow:
     inputs, expected = expected_outputs(function, case)
     outcome = session.call(Path(file.name).stem, function.name, inputs, _limits(case))
     verdict = _verdict(spec, function, case, inputs, expected, outcome)
@@ -336,7 +299,7 @@ def _run_case(
     )
 
 
-def _run_notebook(spec: AssignmentSpec, submission: Path, book: str, data_files) -> TestResult:
+def _run_notebook(spec: AssignmentSpec, submission: Path, book: str, data_files) -> TestRow:
     from kernelnet.grading.notebooks import run_notebook
 
     settings = spec.notebooks
@@ -364,22 +327,22 @@ def _result(
     visibility: str,
     verdict: Verdict,
     outcome: Outcome,
-) -> TestResult:
+) -> TestRow:
     passed = verdict.code == Code.SUCCESS
-    return TestResult(
+    return TestRow(
         name,
         file,
         function,
         int(verdict.code),
         points if passed else 0.0,
         points,
+        outcome.seconds,
         visibility,
         "" if passed else verdict.reason,
-        outcome.seconds,
         outcome.traceback if verdict.code == Code.EXCEPTION else (),
     )
 
 
 def gradescope_results(grade: Grade) -> dict[str, Any]:
     """Gradescope's ``results.json`` for one graded submission."""
-    return gradebook.gradescope_results(grade.assignment, grade.rows(), grade.seconds)
+    return gradebook.gradescope_results(grade.assignment, grade.results, grade.seconds)

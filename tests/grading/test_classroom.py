@@ -401,11 +401,11 @@ def test_expected_codes_are_what_the_grader_gives(klass, hw3):
         cases = sampled_cases(student, everyone, hw3)
         with submission_folder(student.path) as folder:
             result = grade(restricted(hw3, cases), Path(folder))
-        got = {r.name: r.code for r in result.results}
+        got = {r.test: r.code for r in result.results}
         assert got == {c: student.expected[c] for c in cases}, (
             student.name,
             student.kind,
-            [(r.name, r.code, r.reason) for r in result.results],
+            [(r.test, r.code, r.reason) for r in result.results],
         )
 
 
@@ -421,5 +421,5 @@ def test_the_notebook_students_get_their_notebook_codes(klass, hw3):
         (student,) = [s for s in students if s.kind == kind]
         with submission_folder(student.path) as folder:
             result = grade(restricted(hw3, [first]), Path(folder))
-        got = {r.name: r.code for r in result.results}
+        got = {r.test: r.code for r in result.results}
         assert got == {first: 0, NOTEBOOK: student.expected[NOTEBOOK]}, result.results

@@ -98,15 +98,15 @@ def assert_nothing_left(uids: list[int]) -> None:
 def grade_mutant(spec, mutant: Mutant, folder: Path, **markers: str):
     write_submission(mutant, folder, **markers)
     result = grade(only(spec, mutant.expected, mutant.hostile), folder)
-    codes = {r.name: r.code for r in result.results}
+    codes = {r.test: r.code for r in result.results}
     assert codes == mutant.expected, (
-        f"{mutant.name}: {[(r.name, r.code, r.reason) for r in result.results]}"
+        f"{mutant.name}: {[(r.test, r.code, r.reason) for r in result.results]}"
     )
     if mutant.reason:
         failing = next(r for r in result.results if r.code != 0)
         text = failing.reason + " " + " ".join(failing.traceback)
         assert mutant.reason in text, f"{mutant.name}: {mutant.reason!r} not in {text!r}"
-    assert all((r.score == r.max_score) == (r.code == 0) for r in result.results)
+    assert all((r.points == r.max_points) == (r.code == 0) for r in result.results)
     return result
 
 
@@ -227,7 +227,7 @@ def test_grading_the_same_submission_twice_gives_identical_results(tmp_path, hw3
     first, second = grade(spec, folder), grade(spec, folder)
 
     def outcome(result):
-        return [(r.name, r.code, r.score, r.reason, r.traceback) for r in result.results]
+        return [(r.test, r.code, r.points, r.reason, r.traceback) for r in result.results]
 
     assert outcome(first) == outcome(second)
     assert {r.code for r in first.results} == {0, 53}
@@ -355,6 +355,6 @@ def test_the_grader_still_grades_the_reference_after_the_hostile_mutants(hw3, tm
     folder = write_submission(None, tmp_path / "reference")
     cases = ["gradients_random_point", "dual_alpha_linear", "relu_forward_small"]
     result = grade(only(hw3, cases), folder)
-    assert [(r.name, r.code, r.score) for r in result.results] == [
-        (r.name, 0, r.max_score) for r in result.results
+    assert [(r.test, r.code, r.points) for r in result.results] == [
+        (r.test, 0, r.max_points) for r in result.results
     ]
