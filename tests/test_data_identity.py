@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from kernelnet.cli import app
 from kernelnet.config import expand, resolve
-from kernelnet.config.sweep import CONTENT_KEY, _hash_file, canonical_digest, data_identity
+from kernelnet.config.sweep import CONTENT_KEY, canonical_digest, data_identity
+from kernelnet.data.files import _hash_file
 from kernelnet.experiments import REGISTRY
 
 runner = CliRunner()

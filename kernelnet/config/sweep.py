@@ -12,14 +12,11 @@ its exact text, so ids stay unique and safe (``construction=k1_k2~3fa9c1`` for
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import itertools
 import json
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +72,6 @@ def canonical_digest(values: Any) -> str:
 # (moons, iris_binary, mnist) is not a path and stays as it is.
 DATA_FILE_KEYS = (("data", "dataset"), ("data", "test_path"))
 CONTENT_KEY = "$sha256"  # {"$sha256": hex} stands for a file: no config value is a dict
-_HASH_CHUNK = 1 << 20
 
 
 def data_identity(values: dict[str, Any]) -> dict[str, Any]:
@@ -93,60 +89,12 @@ def data_identity(values: dict[str, Any]) -> dict[str, Any]:
         part = out.get(section)
         if not isinstance(part, dict) or not isinstance(part.get(key), str):
             continue
+        from kernelnet.data.files import file_content_digest  # NumPy: only for a digest
+
         content = file_content_digest(part[key], must_look_like_path=key == "dataset")
         if content is not None:
             out[section] = {**part, key: {CONTENT_KEY: content}}
     return out
-
-
-def file_content_digest(name: str, must_look_like_path: bool = False) -> str | None:
-    """sha256 (hex) of the bytes of the data file ``name`` (``~`` expanded, relative to the
-    working folder, as the loaders read it), or None when it names no regular file
-    kernelnet would read (missing, a FIFO or directory, over the loaders' size bound).
-    With ``must_look_like_path``, a name the loaders take for a shipped set's (no ``/``, no
-    data-file suffix) is None even if a file of that name exists.
-
-    Each distinct file is read once per process: the result is kept by the file's real
-    path, size, inode and modification time, so a file rewritten since is read again.
-    """
-    from kernelnet.data.files import looks_like_path  # NumPy: not for a plain config read
-
-    if must_look_like_path and not looks_like_path(name):
-        return None
-    try:
-        path = os.path.expanduser(name)
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return _hash_file(
-            os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
-        )
-    except (OSError, ValueError):  # unreadable or refused (ReadRefused); a NUL in the name
-        return None
-
-
-@functools.lru_cache(maxsize=256)
-def _hash_file(real: str, size: int, mtime_ns: int, inode: int, device: int) -> str:
-    """sha256 of the file at ``real`` whose stat gave the other arguments (the cache key),
-    read through safe_read in chunks; a file that changed since its stat is refused (an
-    exception is not cached, so the next call reads it again)."""
-    from kernelnet.data.files import MAX_FILE_BYTES
-    from kernelnet.safe_read import ReadRefused, open_regular
-
-    digest, read = hashlib.sha256(), 0
-    with open_regular(real, MAX_FILE_BYTES) as (handle, _):
-        now = os.fstat(handle.fileno())
-        stated = (size, mtime_ns, inode, device)
-        if (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) != stated:
-            raise ReadRefused(f"{real}: changed while its digest was taken")
-        while block := handle.read(_HASH_CHUNK):
-            read += len(block)
-            if read > size:
-                break
-            digest.update(block)
-    if read != size:
-        raise ReadRefused(f"{real}: changed size while its digest was taken")
-    return digest.hexdigest()
 
 
 def _short_hash(text: str) -> str:

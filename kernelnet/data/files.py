@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import hashlib
 import math
 import os
 import re
+import stat
 import zipfile
 from array import array
 from collections.abc import Iterator
@@ -450,8 +453,6 @@ def load_train_test(
             raise DataError(f"{test_path}: a test file holds X and y, not four arrays")
         train, test = _same_kind(read, other)
     else:
-        from kernelnet.config.sweep import file_content_digest  # the data's bytes, not its name
-
         rng = named_rng(seed, f"split {file_content_digest(str(path)) or path.name}")
         train, test = stratified_split(read, test_fraction, rng, str(path))
     if test.X.shape[1] != train.X.shape[1]:
@@ -460,3 +461,52 @@ def load_train_test(
             f"training data has {train.X.shape[1]}"
         )
     return train, test
+
+
+# -- a data file counted by its bytes (kernelnet.config.sweep.data_identity, the split) --
+_HASH_CHUNK = 1 << 20
+
+
+def file_content_digest(name: str, must_look_like_path: bool = False) -> str | None:
+    """sha256 (hex) of the bytes of the data file ``name`` (``~`` expanded, relative to the
+    working folder, as the loaders read it), or None when it names no regular file
+    kernelnet would read (missing, a FIFO or directory, over the loaders' size bound).
+    With ``must_look_like_path``, a name the loaders take for a shipped set's (no ``/``, no
+    data-file suffix) is None even if a file of that name exists.
+
+    Each distinct file is read once per process: the result is kept by the file's real
+    path, size, inode and modification time, so a file rewritten since is read again.
+    """
+    if must_look_like_path and not looks_like_path(name):
+        return None
+    try:
+        path = os.path.expanduser(name)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return _hash_file(
+            os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
+        )
+    except (OSError, ValueError):  # unreadable or refused (ReadRefused); a NUL in the name
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _hash_file(real: str, size: int, mtime_ns: int, inode: int, device: int) -> str:
+    """sha256 of the file at ``real`` whose stat gave the other arguments (the cache key),
+    read through safe_read in chunks; a file that changed since its stat is refused (an
+    exception is not cached, so the next call reads it again)."""
+    digest, read = hashlib.sha256(), 0
+    with open_regular(real, MAX_FILE_BYTES) as (handle, _):
+        now = os.fstat(handle.fileno())
+        stated = (size, mtime_ns, inode, device)
+        if (now.st_size, now.st_mtime_ns, now.st_ino, now.st_dev) != stated:
+            raise ReadRefused(f"{real}: changed while its digest was taken")
+        while block := handle.read(_HASH_CHUNK):
+            read += len(block)
+            if read > size:
+                break
+            digest.update(block)
+    if read != size:
+        raise ReadRefused(f"{real}: changed size while its digest was taken")
+    return digest.hexdigest()
