@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce test wheel-test bench lint clean
+.PHONY: install reproduce test wheel-test bench lint readme clean
 
 install: $(STAMP)
 
@@ -32,7 +32,11 @@ bench: $(STAMP)
 	for script in benchmarks/*.py; do [ -e "$$script" ] || continue; $(BIN)/python $$script || exit 1; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check kernelnet tests benchmarks
+	$(BIN)/ruff check kernelnet tests benchmarks docs
+
+# Every output block, figure and marked number the README quotes, produced again by the program.
+readme: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/readme.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

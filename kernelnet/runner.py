@@ -48,10 +48,11 @@ from kernelnet.config import (
 from kernelnet.config.schema import outcome_values
 from kernelnet.config.sweep import MAX_CELLS, sweep_axes
 from kernelnet.errors import ConfigError
-from kernelnet.executors import Executor, SerialExecutor
+from kernelnet.executors import Executor, SerialExecutor, emit_cell_log
 from kernelnet.experiments.base import CellResult, Experiment, ReportContext
 from kernelnet.provenance import environment
 from kernelnet.runs import RunDir, RunFolderError, run_lock, utc_now
+from kernelnet.search import Plan, search_table
 from kernelnet.tables import Table
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,10 @@ def resolve_experiment_config(experiment: Experiment, raw: RawConfig) -> dict[st
 # begins with an empty context; to log into the run it is started with the run's context
 # (``contextvars.copy_context().run``). No executor needs that today: the pool's and Dask's
 # result handling runs in the run's own thread (their internal threads log nothing of
-# kernelnet's), and worker processes write log.txt themselves (a pool worker appends to
-# its run's log.txt; a Dask cell's records stay on its worker).
+# kernelnet's). A cell that ran in another process (a worker, a Dask worker) sends what it
+# logged back with its result, and the run's thread logs it again (executors.emit_cell_log)
+# before storing the cell: the terminal and log.txt get each record once, whatever the
+# executor, and log.txt has one writer, this process.
 _CURRENT_RUN: contextvars.ContextVar[RunLog | None] = contextvars.ContextVar(
     "kernelnet_current_run", default=None
 )
@@ -496,7 +499,8 @@ def execute(
     argv = list(sys.argv if argv is None else argv)
     executor = executor or SerialExecutor()
     with interruptible(resume.path if resume else None):
-        cells = expand(experiment.schema, resolved, max_cells)
+        plan = Plan(experiment.schema, resolved, expand(experiment.schema, resolved, max_cells))
+        cells = plan.first()
         experiment.preflight(cells)
         executor.prepare(experiment, cells)
         run = resume or RunDir.create(runs_dir, experiment.name)
@@ -510,7 +514,7 @@ def execute(
                     with interruptible(run.path):
                         done = _reopen(experiment, resolved, run, cells, argv, force)
                 return _run_cells(
-                    experiment, resolved, run, cells, done, executor, progress, run_log
+                    experiment, resolved, run, plan, cells, done, executor, progress, run_log
                 )
         except OSError as exc:  # the lock or log.txt could not be opened, run.json written
             if run.final_path is not None and run.path != run.final_path:
@@ -565,32 +569,49 @@ def _run_cells(
     experiment: Experiment,
     resolved: dict[str, Any],
     run: RunDir,
+    plan: Plan,
     cells: list[Cell],
     done: dict[int, CellResult],
     executor: Executor,
     progress: Progress | None,
     run_log: RunLog,
 ) -> RunOutcome:
+    """Run the plan's rounds (one, unless the search is successive halving: each round's
+    cells follow from the results of the round before, stored ones included on a resume)."""
     started = time.time()
     results: dict[int, CellResult] = dict(done)
+    every_cell: list[Cell] = []
+    round_cells = cells
     try:
-        pending = [c for c in cells if c.index not in done]
-        log.info(
-            "run %s: %d cell(s) of %s, %d to run, %s worker(s)",
-            run.path,
-            len(cells),
-            experiment.name,
-            len(pending),
-            executor.workers,
+        while round_cells:
+            if every_cell:  # a later round: listed in grid.json, its stored cells reused
+                grid = run.read_json("grid.json")
+                run.write_json(
+                    "grid.json", _grid_description(every_cell + round_cells, grid["command"])
+                )
+                results |= cell_store.load_results(run, round_cells)
+            every_cell += round_cells
+            pending = [c for c in round_cells if c.index not in results]
+            log.info(
+                "run %s: %d cell(s) of %s, %d to run, %s worker(s)",
+                run.path,
+                len(round_cells),
+                experiment.name,
+                len(pending),
+                executor.workers,
+            )
+            step_progress = progress if executor.workers == 1 else None
+            for result in executor.run(experiment, pending, run, step_progress):
+                emit_cell_log(result)
+                result = store_cell(run, result)
+                results[result.cell.index] = result
+                if progress is not None:
+                    progress.cell_done(len(results), plan.planned, result)
+            round_cells = plan.next([results[c.index] for c in round_cells])
+        ordered = [results[c.index] for c in every_cell]
+        status, tables, report_error = _write_results(
+            experiment, run, resolved, ordered, run_log, plan
         )
-        step_progress = progress if executor.workers == 1 else None
-        for result in executor.run(experiment, pending, run, step_progress):
-            result = store_cell(run, result)
-            results[result.cell.index] = result
-            if progress is not None:
-                progress.cell_done(len(results), len(cells), result)
-        ordered = [results[c.index] for c in cells]
-        status, tables, report_error = _write_results(experiment, run, resolved, ordered, run_log)
     except KeyboardInterrupt as exc:
         run_log.note(
             logging.ERROR, "run interrupted after %d of %d cell(s)", len(results), len(cells)
@@ -632,6 +653,7 @@ def _write_results(
     resolved: dict[str, Any],
     results: list[CellResult],
     run_log: RunLog,
+    plan: Plan | None = None,
 ) -> tuple[str, list[Table], str]:
     """Write every cell's rows, the generic tables and the summary (failed cells and their
     errors included) first; then run the experiment's report. A report that raises marks
@@ -649,6 +671,11 @@ def _write_results(
             {"cell": r.cell.id, "status": r.status, "error": r.error} for r in failures
         ],
     }
+    best = plan.summary(results, str(run.path / "config.yaml")) if plan else None
+    if best is not None:
+        summary["search"] = best
+        if plan.chose:
+            generic.append(search_table(best))
     run.write_text("metrics.csv", metrics_csv(results))
     _write_tables(experiment, run, generic + cells, log_them=False)
     run.write_json("summary.json", summary)
@@ -670,6 +697,13 @@ def _write_results(
     tables = [*report.tables, *generic]
     _write_tables(experiment, run, tables + cells)
     run.write_json("summary.json", {**report.summary, **summary})
+    if resolved.get("plots", True):
+        from kernelnet.sweep_plot import add_sweep_figure  # matplotlib: only when drawing
+
+        try:
+            add_sweep_figure(run)  # plots/sweep_<metric>.png when the run sweeps something
+        except Exception as exc:  # a figure never costs a finished run its status
+            run_log.note(logging.WARNING, "the sweep figure was not drawn: %s", exc, traceback=True)
     return status, tables, report_error
 
 

@@ -62,9 +62,19 @@ def build_config(
 
 
 def print_cells(experiment: Experiment, resolved: dict, max_cells: int) -> None:
-    cells = expand(experiment.schema, resolved, max_cells)
+    from kernelnet.search import Plan
+
+    candidates = expand(experiment.schema, resolved, max_cells)
+    plan = Plan(experiment.schema, resolved, candidates)
+    cells = plan.first()
+    title = f"{experiment.name}: {len(cells)} cell(s)"
+    if plan.halving is not None:
+        title = (
+            f"{experiment.name}: successive halving over {len(candidates)} candidate(s); "
+            f"round 0 runs {len(cells)} cell(s)"
+        )
     table = Table(
-        f"{experiment.name}: {len(cells)} cell(s)",
+        title,
         ["#", "cell id"],
         [[str(c.index), c.id] for c in cells],
         align=["right", "left"],

@@ -1,4 +1,4 @@
-"""``kernelnet runs list|show|compare``: look at past runs."""
+"""``kernelnet runs list|show|compare|plot``: look at past runs."""
 
 from __future__ import annotations
 
@@ -189,6 +189,47 @@ def show_run(
             for name in sorted(names):
                 if name.endswith(".png"):
                     console.print(f"plot: {Path(directory) / name}", markup=False)
+
+
+@runs_app.command("plot")
+def plot_run(
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    metric: Annotated[
+        Optional[str],
+        typer.Option(
+            "--metric",
+            "-m",
+            help="The metrics.csv column to draw (default: cv_mean if present, else the "
+            "experiment's headline, e.g. test_accuracy).",
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            "-o",
+            help="Where to write the PNG (default: the run's plots/sweep_<metric>.png).",
+        ),
+    ] = None,
+    runs_dir: RunsDir = Path("runs"),
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Draw a metric of a run against its swept values: a line (with error bars when the
+    run has the metric's spread, e.g. cv_std) for one swept key, a heat map for two, a heat
+    map per value of the others for more; log axes where the values are log-spaced; the best
+    cell marked. Rows per epoch: each cell's last epoch. Prints the file written.
+
+    \b
+    Examples:  kernelnet runs plot latest
+               kernelnet runs plot 20261123-101500-ab12 --metric train_accuracy --out c.png
+    """
+    from kernelnet.runs import resolve_run
+    from kernelnet.sweep_plot import plot_run as draw_sweep
+
+    with user_errors(debug):
+        folder = resolve_run(run, runs_dir)
+        written = draw_sweep(folder, metric, out)
+    sys.stdout.write(f"{written}\n")
 
 
 ONE_SIDED_SHOWN = 10  # cells named in a "only in" line before "... and N more"

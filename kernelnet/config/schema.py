@@ -4,7 +4,9 @@ A schema is a (nested) dataclass; each leaf field is declared with :func:`param`
 which records its bounds, allowed choices and the short label used in grid cell ids.
 :func:`resolve` checks a raw mapping against a schema and returns the validated nested
 dict. A list given where the schema expects one value is a *sweep* over those values
-(``epochs: [1, 3, 10]``); each element is checked like a single value.
+(``epochs: [1, 3, 10]``); each element is checked like a single value. A one-key mapping
+there is a random-search distribution (:mod:`kernelnet.config.distributions`), its bounds or
+choices checked the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from kernelnet.config.distributions import bounds_of, distribution_problem, looks_like_distribution
 from kernelnet.config.yaml_loader import (
     Location,
     config_error,
@@ -184,6 +187,28 @@ def _refuse_repeats(values: list[Any], path: str, locations: dict[str, Location]
         seen[key] = index
 
 
+def _check_distribution(
+    value: Any, kind: Any, optional: bool, spec: Spec, path: str, locations: dict[str, Location]
+) -> dict[str, list[Any]]:
+    """A random-search distribution (kernelnet.config.distributions): its form, then each
+    bound or choice checked as a value of the field (so ``{log_uniform: [0, 10]}`` for a
+    C that must be > 0 is refused like ``C: 0``)."""
+    where = locations.get(path)
+    if not spec.sweepable:
+        raise config_error(where, path, "cannot be searched (give one value)")
+    problem = distribution_problem(value, kind)
+    if problem:
+        raise config_error(where, path, problem)
+    ((name, args),) = value.items()
+    checked = [
+        _check_value(v, kind, optional, spec, f"{path}.{name}[{i}]", locations)
+        for i, v in enumerate(bounds_of(value))
+    ]
+    if name == "choice":
+        _refuse_repeats(checked, f"{path}.{name}", locations)
+    return {name: checked}
+
+
 def is_sweep(value: Any, kind: Any) -> bool:
     """A list where one value is expected (or a list of lists for a list field)."""
     if not isinstance(value, list):
@@ -227,7 +252,9 @@ def resolve(
         else:
             raise config_error(where, child, "is required")
         spec = spec_of(field)
-        if is_sweep(value, kind):
+        if looks_like_distribution(value) and not dataclasses.is_dataclass(kind):
+            resolved[name] = _check_distribution(value, kind, optional, spec, child, locations)
+        elif is_sweep(value, kind):
             if not spec.sweepable:
                 raise config_error(locations.get(child), child, "cannot be swept (give one value)")
             if not value:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kernelnet.config.distributions import Dimension, candidates, is_distribution
 from kernelnet.config.schema import field_types, is_sweep, outcome_values, spec_of
 from kernelnet.errors import ConfigError
 
@@ -33,6 +34,7 @@ class Axis:
 
 
 MAX_CELLS = 10_000  # the largest grid run without --max-cells
+DEFAULT_TRIALS = 10  # random-search candidates drawn when search.trials is not given
 SINGLE_CELL_ID = "single"  # the id of the one cell of a config that sweeps nothing
 _SAFE = re.compile(r"[A-Za-z0-9._+-]+")
 _MAX_VALUE_TEXT = 40
@@ -145,6 +147,9 @@ def format_value(value: Any) -> str:
         return short if float(short) == value else repr(value)
     if isinstance(value, list):
         return "[" + ",".join(format_value(v) for v in value) + "]"
+    if is_distribution(value):  # a searched setting: log_uniform(0.1,10)
+        ((name, args),) = value.items()
+        return f"{name}({','.join(format_value(v) for v in args)})"
     return str(value)
 
 
@@ -184,28 +189,76 @@ def _copy_tree(tree: dict[str, Any]) -> dict[str, Any]:
     return {k: _copy_tree(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
 
+def search_dimensions(
+    schema: type, resolved: dict[str, Any], path: str = "", taken: tuple[str, ...] = ()
+) -> list[Dimension]:
+    """The distribution-valued settings of a resolved config (random search), in schema
+    order, each labelled like an axis (its dotted key when the short label is taken)."""
+    dimensions: list[Dimension] = []
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for name, (kind, _) in field_types(schema).items():
+        child = f"{path}.{name}" if path else name
+        value = resolved[name]
+        if dataclasses.is_dataclass(kind):
+            dimensions.extend(search_dimensions(kind, value, child))
+        elif is_distribution(value):
+            ((distribution, args),) = value.items()
+            label = spec_of(fields[name]).label or name
+            dimensions.append(Dimension(child, label, distribution, tuple(args)))
+    if path:
+        return dimensions
+    labels = [d.label for d in dimensions] + list(taken)
+    return [
+        dataclasses.replace(d, label=d.path) if labels.count(d.label) > 1 else d for d in dimensions
+    ]
+
+
+def trials_of(resolved: dict[str, Any]) -> int:
+    """How many random-search candidates a config draws (``search.trials``)."""
+    return int(resolved.get("search", {}).get("trials", DEFAULT_TRIALS))
+
+
 def expand(schema: type, resolved: dict[str, Any], max_cells: int = MAX_CELLS) -> list[Cell]:
-    """All cells of the grid a resolved config describes (one cell when nothing is swept).
-    The grid's size is computed first: above ``max_cells`` it is a config error."""
+    """All cells of the grid a resolved config describes (one cell when nothing is swept):
+    the product of its sweeps and, when settings are distributions, of the random-search
+    candidates drawn for them (one more axis). The size is computed first: above
+    ``max_cells`` it is a config error."""
     axes = sweep_axes(schema, resolved)
-    size = math.prod(len(a.values) for a in axes)
+    dimensions = search_dimensions(schema, resolved, taken=tuple(a.label for a in axes))
+    drawn = candidates(dimensions, resolved["seed"], trials_of(resolved)) if dimensions else [()]
+    size = math.prod(len(a.values) for a in axes) * len(drawn)
     if size > max_cells:
-        shape = " x ".join(f"{len(a.values)} {a.path}" for a in axes)
+        shape = " x ".join(
+            [f"{len(a.values)} {a.path}" for a in axes]
+            + ([f"{len(drawn)} search candidates"] if dimensions else [])
+        )
         raise ConfigError(
             f"the grid has {size:,} cells ({shape}), above the cap of {max_cells:,}; "
             "sweep fewer values, or raise the cap with --max-cells N"
         )
     cells = []
     namers = {a.label: a.id_text for a in axes if a.id_text is not None}
-    for index, combo in enumerate(itertools.product(*(a.values for a in axes))):
+    paths = {a.label: a.path for a in axes} | {d.label: d.path for d in dimensions}
+    for index, (combo, candidate) in enumerate(
+        itertools.product(itertools.product(*(a.values for a in axes)), drawn)
+    ):
         values = _copy_tree(resolved)
-        for axis, value in zip(axes, combo):
-            _set_path(values, axis.path, value)
-        params = {a.label: v for a, v in zip(axes, combo)}
-        paths = {a.label: a.path for a in axes}
+        params = {}
+        for label, value in zip(list(paths), (*combo, *candidate), strict=True):
+            _set_path(values, paths[label], value)
+            params[label] = value
         cells.append(Cell(index, cell_id(params, namers), params, build(schema, values), paths))
     _refuse_same_ids(cells)
     return cells
+
+
+def with_value(schema: type, cell: Cell, path: str, label: str, value: Any, index: int) -> Cell:
+    """``cell`` with one more setting fixed (successive halving's resource for a round):
+    its own id, config and digest, as if the value had been swept."""
+    values = cell.values
+    _set_path(values, path, value)
+    params = {**cell.params, label: value}
+    return Cell(index, cell_id(params), params, build(schema, values), {**cell.paths, label: path})
 
 
 def _refuse_same_ids(cells: list[Cell]) -> None:

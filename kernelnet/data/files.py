@@ -1,4 +1,4 @@
-"""Your own data: CSV, NumPy ``.npz`` and LIBSVM/SVMlight text files.
+"""Your own data: CSV, NumPy ``.npz`` and ``.npy`` files, and LIBSVM/SVMlight text files.
 
 - CSV: a header row, then one sample per row; the label is the last column, or the column
   named by ``data.label_column``. Features must be numbers; labels may be any text. A
@@ -9,6 +9,20 @@
   tabs when the first row holds none of the commas but those.
 - ``.npz`` (no pickles): ``X`` and ``y``, or the four arrays ``X_train``, ``y_train``,
   ``X_test``, ``y_test``; each member's declared size is checked before it is inflated.
+- ``.npy`` as the course's ``data/`` folder holds them, features and labels in separate
+  files (never unpickled, object arrays refused), in one of two ways:
+
+  - ``data.dataset: FOLDER`` (any folder, e.g. ``data`` or ``./my-data``) holding ``X.npy``
+    and ``y.npy``, or ``X_train.npy``, ``y_train.npy``, ``X_test.npy`` and ``y_test.npy``
+    (the names an ``.npz`` takes; the first complete set wins, and ``X_train.npy`` with
+    ``y_train.npy`` alone is split like ``X.npy``). A file of the folder that is a
+    symlink out of it is refused.
+  - ``data.dataset: data/q1x.npy``, the features file itself, as the assignment loads it:
+    its labels are the file of the same name with its ``x`` (a lone x or X, not part of a
+    word) turned into ``y``, in the same folder: ``q1x.npy`` -> ``q1y.npy``,
+    ``X_train.npy`` -> ``y_train.npy``, ``train_x.npy`` -> ``train_y.npy``.
+
+  X is 2-D (samples x features) numbers; y is 1-D with one label per row of X.
 - LIBSVM (``.libsvm``, ``.svm``, ``.svmlight``, ``.txt``): ``label index:value ...`` with
   1-based indices of ASCII digits in ascending order on each line, as libsvm's own reader
   requires (a repeated or decreasing index is refused); missing indices are 0.
@@ -44,6 +58,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -57,8 +72,15 @@ from kernelnet.seeding import named_rng
 
 CSV_SUFFIXES = (".csv",)
 NPZ_SUFFIXES = (".npz",)
+NPY_SUFFIXES = (".npy",)
 LIBSVM_SUFFIXES = (".libsvm", ".svm", ".svmlight", ".txt")
-SUFFIXES = CSV_SUFFIXES + NPZ_SUFFIXES + LIBSVM_SUFFIXES
+SUFFIXES = CSV_SUFFIXES + NPZ_SUFFIXES + NPY_SUFFIXES + LIBSVM_SUFFIXES
+# The .npy files a data folder may hold, tried in this order (the names an .npz takes).
+FOLDER_LAYOUTS = (("X", "y"), ("X_train", "y_train", "X_test", "y_test"), ("X_train", "y_train"))
+# A lone x or X in a features file's name (not a letter of a word): where "y" goes.
+_X_IN_NAME = re.compile(r"(?<![A-Za-z])[xX](?![A-Za-z])")
+# The names kernelnet reads as its own sets even if a folder of that name exists.
+SHIPPED_NAMES = ("iris_binary", "moons", "circles", "linear", "xor", "mnist")
 # The hard bound on a data file (and on what an .npz inflates to): past it a pure-Python
 # parse takes longer than anyone waits, whatever memory there is.
 MAX_FILE_BYTES = 16 * 2**30
@@ -76,7 +98,21 @@ class Labelled:
 
 
 def looks_like_path(name: str) -> bool:
-    return "/" in name or Path(name).suffix.lower() in SUFFIXES
+    """Whether the loaders read ``name`` as a path: it holds a ``/``, ends in a data-file
+    suffix, or names an existing folder (other than a shipped set's name: ``./moons``
+    reads a folder called moons)."""
+    if "/" in name or Path(name).suffix.lower() in SUFFIXES:
+        return True
+    try:
+        return name not in SHIPPED_NAMES and os.path.isdir(os.path.expanduser(name))
+    except (OSError, ValueError):  # a NUL in the name
+        return False
+
+
+def _is_data_folder(path: Path) -> bool:
+    """A folder read as .npy files (one named like a data file, ``x.csv/``, is refused as
+    the directory it is by that format's reader)."""
+    return path.suffix.lower() not in SUFFIXES and os.path.isdir(path)
 
 
 @contextlib.contextmanager
@@ -368,11 +404,159 @@ def _npz_part(path: Path, X: np.ndarray, y: np.ndarray, x_name: str, y_name: str
     return Labelled(*check_X_y(X, exact_labels(y, f"{path}: {y_name}"), f"{path}: {x_name}"))
 
 
+# -- .npy files: a folder of them, or a features file and its labels file -------------
+
+
+def _labels_file(path: Path) -> Path:
+    """The labels file of the features file ``path`` (see the module docstring)."""
+    stem, suffix = path.name[: -len(path.suffix)], path.suffix
+    found = list(_X_IN_NAME.finditer(stem))
+    if not found:
+        raise DataError(
+            f"{path}: cannot tell which file holds its labels: name the features file with "
+            "a lone x (X.npy, X_train.npy, q1x.npy; labels in y.npy, y_train.npy, q1y.npy), "
+            "or give the folder holding X.npy and y.npy"
+        )
+    at = found[-1].start()
+    return path.with_name(f"{stem[:at]}y{stem[at + 1 :]}{suffix}")
+
+
+def npy_files(path: Path) -> tuple[dict[str, Path], Path | None]:
+    """The .npy files ``path`` stands for, ``{role: file}`` with roles ``X``/``y`` or
+    ``X_train``/``y_train``/``X_test``/``y_test``, and the folder none of them may link
+    out of (None for a features file named directly). DataError when the folder holds no
+    complete layout or the labels file is missing."""
+    if path.suffix.lower() in NPY_SUFFIXES:
+        labels = _labels_file(path)
+        if not os.path.lexists(path):
+            raise DataError(f"dataset file not found: {path}")
+        if not os.path.lexists(labels):
+            raise DataError(f"{path}: its labels file {labels.name} is not beside it ({labels})")
+        return {"X": path, "y": labels}, None
+    for layout in FOLDER_LAYOUTS:
+        files = {role: path / f"{role}.npy" for role in layout}
+        if all(os.path.lexists(file) for file in files.values()):
+            return files, path
+    try:
+        with os.scandir(path) as entries:
+            present = sorted(e.name for e in entries if e.name.endswith(".npy"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    shown = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "")
+    names = set(present)
+    pairs = [  # features files whose labels file is there too
+        name
+        for name in present
+        if name not in ("X.npy", "X_train.npy", "X_test.npy")
+        and _X_IN_NAME.search(name[:-4])
+        and _labels_file(path / name).name in names
+    ]
+    hint = f"; or name a features file, e.g. {path / pairs[0]}" if pairs else ""
+    raise DataError(
+        f"{path}: a data folder holds X.npy and y.npy, or X_train.npy, y_train.npy, "
+        f"X_test.npy and y_test.npy (it has {shown or 'no .npy file'}){hint}"
+    )
+
+
+def read_npy(path: Path, root: Path | None = None) -> np.ndarray:
+    """One .npy file: a regular file within the size bound (inside ``root`` when given),
+    its header read by NumPy's own parser and checked before a byte of data is read:
+    plain numbers or text only (never a pickle), the declared shape matching the file's
+    size, and the array and its float64 copy estimated against the memory limit."""
+    fmt = np.lib.format
+    with _reading(path), open_regular(path, MAX_FILE_BYTES, root) as (handle, size):
+        try:
+            version = fmt.read_magic(handle)
+        except ValueError:
+            raise DataError(f"{path}: not an .npy file (no NumPy header)") from None
+        if version == (1, 0):
+            read_header = fmt.read_array_header_1_0
+        elif version in ((2, 0), (3, 0)):
+            read_header = fmt.read_array_header_2_0
+        else:
+            raise DataError(f"{path}: .npy format version {version} is not supported")
+        try:
+            shape, fortran, dtype = read_header(handle, max_header_size=10_000)
+        except (ValueError, SyntaxError, TokenError, TypeError, MemoryError, RecursionError):
+            raise DataError(f"{path}: a damaged .npy header") from None
+        if dtype.hasobject:
+            raise DataError(
+                f"{path}: holds Python objects ({dtype}), which kernelnet never unpickles; "
+                "save plain numbers or text (e.g. np.save(path, np.asarray(a, dtype=float)))"
+            )
+        if dtype.kind not in "biufcUS":
+            raise DataError(f"{path}: holds {dtype} values, not plain numbers or text")
+        count = math.prod(int(extent) for extent in shape)
+        needed, held = count * dtype.itemsize, size - handle.tell()
+        if needed != held:
+            raise DataError(
+                f"{path}: declares {tuple(shape)} {dtype} ({needed:,} bytes) but holds {held:,}"
+            )
+        check_memory(
+            f"{path}: {tuple(shape)} {dtype} and its float64 copies",
+            needed + count * 8 * SPLIT_COPIES,
+            "store a subset of its rows",
+        )
+        data = bytearray(needed)
+        view, filled = memoryview(data), 0
+        while filled < needed:
+            got = handle.readinto(view[filled:])
+            if not got:
+                raise DataError(f"{path}: truncated")
+            filled += got
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
+
+
+def _npy_pair(x_path: Path, y_path: Path, X: np.ndarray, y: np.ndarray) -> Labelled:
+    """Features and labels read from two files, each problem naming the file it is in."""
+    if X.ndim != 2:
+        hint = " (one feature per column: X.reshape(-1, 1))" if X.ndim == 1 else ""
+        raise DataError(f"{x_path}: X must be 2-D (samples x features); got shape {X.shape}{hint}")
+    if y.ndim != 1:
+        raise DataError(f"{y_path}: labels must be 1-D (one per sample); got shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise DataError(
+            f"{x_path} and {y_path.name}: inconsistent numbers of samples: "
+            f"[{X.shape[0]}, {y.shape[0]}]"
+        )
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{x_path}: holds {X.dtype} values; features must be numbers")
+    X, y = check_X_y(X, exact_labels(y, str(y_path)), str(x_path))
+    return Labelled(X, y)
+
+
+def _root_of(path: Path, root: Path | None, role: str) -> Path | None:
+    """The folder file ``role`` of ``path`` may not link out of: the data folder's; for a
+    features file named directly, none for it (as for any file named) and its folder for
+    the labels file found beside it."""
+    if root is not None:
+        return root
+    return None if role == "X" else path.parent
+
+
+def read_npy_data(path: Path) -> Labelled | tuple[Labelled, Labelled]:
+    """A folder of .npy files or a features file and its labels file (see the module
+    docstring): a Labelled, or (train, test) for a folder holding both."""
+    files, root = npy_files(path)
+    arrays = {role: read_npy(file, _root_of(path, root, role)) for role, file in files.items()}
+    if "X" in files:
+        return _npy_pair(files["X"], files["y"], arrays["X"], arrays["y"])
+    train = _npy_pair(files["X_train"], files["y_train"], arrays["X_train"], arrays["y_train"])
+    if "X_test" not in files:
+        return train
+    test = _npy_pair(files["X_test"], files["y_test"], arrays["X_test"], arrays["y_test"])
+    return train, test
+
+
 def read_labelled(
     path: Path, label_column: str | None = None, delimiter: str | None = None
 ) -> Labelled | tuple:
-    """One file: a Labelled, or (train, test) for an .npz holding both."""
+    """One file (or a folder of .npy files): a Labelled, or (train, test) for an .npz or
+    folder holding both."""
     suffix = path.suffix.lower()
+    if suffix in NPY_SUFFIXES or _is_data_folder(path):
+        return read_npy_data(path)
     if suffix not in SUFFIXES:
         if not os.path.lexists(path):
             raise DataError(f"dataset file not found: {path}")
@@ -470,9 +654,15 @@ _HASH_CHUNK = 1 << 20
 def file_content_digest(name: str, must_look_like_path: bool = False) -> str | None:
     """sha256 (hex) of the bytes of the data file ``name`` (``~`` expanded, relative to the
     working folder, as the loaders read it), or None when it names no regular file
-    kernelnet would read (missing, a FIFO or directory, over the loaders' size bound).
-    With ``must_look_like_path``, a name the loaders take for a shipped set's (no ``/``, no
-    data-file suffix) is None even if a file of that name exists.
+    kernelnet would read (missing, a FIFO, over the loaders' size bound). With
+    ``must_look_like_path``, a name the loaders take for a shipped set's (no ``/``, no
+    data-file suffix, not a folder) is None even if a file of that name exists.
+
+    .npy data is the files the loaders read together (:func:`npy_files`): for a data
+    folder or a features file, the sha256 of the list of its files' roles and the sha256
+    of each file's bytes, so renaming, moving or copying the folder keeps its identity and
+    changing any byte of X or y (or which file is X) changes it. None when they are not
+    all regular files the loaders would read (one missing, a link out of the folder).
 
     Each distinct file is read once per process: the result is kept by the file's real
     path, size, inode and modification time, so a file rewritten since is read again.
@@ -480,15 +670,33 @@ def file_content_digest(name: str, must_look_like_path: bool = False) -> str | N
     if must_look_like_path and not looks_like_path(name):
         return None
     try:
-        path = os.path.expanduser(name)
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return _hash_file(
-            os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
-        )
-    except (OSError, ValueError):  # unreadable or refused (ReadRefused); a NUL in the name
+        path = Path(os.path.expanduser(name))
+        if path.suffix.lower() in NPY_SUFFIXES or _is_data_folder(path):
+            return _npy_digest(path)
+        return _regular_digest(path)
+    except (OSError, ValueError, DataError):  # unreadable or refused; a NUL in the name
         return None
+
+
+def _regular_digest(path: Path, root: Path | None = None) -> str | None:
+    safe_read.check_inside(path, root)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return _hash_file(
+        os.path.realpath(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev
+    )
+
+
+def _npy_digest(path: Path) -> str | None:
+    files, root = npy_files(path)
+    listing = hashlib.sha256(b"kernelnet npy files\n")
+    for role, file in files.items():
+        content = _regular_digest(file, _root_of(path, root, role))
+        if content is None:
+            return None
+        listing.update(f"{role} {content}\n".encode())
+    return listing.hexdigest()
 
 
 @functools.lru_cache(maxsize=256)

@@ -173,7 +173,7 @@ def unknown_dataset(name: str, valid: tuple[str, ...]) -> DataError:
     suggestion = f"did you mean {hint[0]!r}? " if hint else ""
     return DataError(
         f"unknown dataset {name!r}: {suggestion}give one of {', '.join(valid)}, or a path to "
-        "a CSV, .npz or LIBSVM file"
+        "a CSV, .npz or LIBSVM file, an X .npy file or a folder of X.npy and y.npy"
     )
 
 
@@ -194,7 +194,8 @@ def load_binary_data(data: Any, seed: Any) -> BinarySplit:
 
 DATASET_HELP = (
     "a shipped set (iris_binary, moons, circles, linear, xor) or a path to a CSV, .npz or "
-    "LIBSVM file (see data.label_column, data.test_path, data.test_fraction)"
+    "LIBSVM file, a features .npy beside its labels (data/q1x.npy with data/q1y.npy), or a "
+    "folder of X.npy and y.npy (see data.label_column, data.test_path, data.test_fraction)"
 )
 
 

@@ -17,6 +17,16 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, format_value, param
+from kernelnet.cv import (
+    CVSection,
+    check_folds,
+    cross_val_scores,
+    cv_artifacts,
+    cv_columns,
+    cv_report,
+    fold_rng,
+    stratified_folds,
+)
 from kernelnet.data.registry import (
     DATASET_HELP,
     TOY2D,
@@ -82,6 +92,9 @@ class AsymConfig(ExperimentConfig):
     svm: AsymSVM = field(default_factory=AsymSVM)
     solver: SolverSection = field(default_factory=SolverSection)
     plot: PlotSection = field(default_factory=PlotSection)
+    # Left out of the cell digest (outcome=False) so existing cells keep their seeds and
+    # stored results; the report refuses cells stored without the CV it asks for.
+    cv: CVSection = param(default_factory=CVSection, outcome=False)
 
 
 def error_counts(predicted: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
@@ -93,13 +106,7 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
     split = load_binary_data(config.data, config.seed)
     s = config.svm
     C1 = s.C0 * s.cost_ratio
-    svm = dual_svm(
-        kernel_of(config.kernel),
-        s.C0,
-        config.solver,
-        s.support_tol,
-        class_weight={-1.0: 1.0, 1.0: s.cost_ratio},
-    )
+    svm = _svm(config)
     svm.fit(split.X_train, split.y_train)
     predicted = svm.predict(split.X_test)
     fp, fn = error_counts(predicted, split.y_test)
@@ -125,7 +132,26 @@ def run_cell(config: AsymConfig, ctx: CellContext) -> CellOutput:
         row["solver"] = svm.solver_.solver
     ctx.files.save_params(alpha=svm.alpha_, bias=np.float64(svm.bias_), support=svm.support_)
     panel = panel_artifact(svm, split, config.plot.resolution, f"test FP {fp}, FN {fn}")
-    return CellOutput([row], {"panel": panel, "label_mapping": split.label_mapping})
+    artifacts = {"panel": panel, "label_mapping": split.label_mapping}
+    if config.cv.folds:
+        X, y = split.X_train, split.y_train
+        folds = stratified_folds(y, config.cv.folds, fold_rng(config.seed, X, y))
+        scores = cross_val_scores(lambda: _svm(config), X, y, folds)
+        row |= cv_columns(scores)
+        artifacts |= cv_artifacts(scores)
+    return CellOutput([row], artifacts)
+
+
+def _svm(config: AsymConfig):
+    """The cell's unfitted SVM: C0 for -1 points, C0 * cost_ratio for +1 points."""
+    s = config.svm
+    return dual_svm(
+        kernel_of(config.kernel),
+        s.C0,
+        config.solver,
+        s.support_tol,
+        class_weight={-1.0: 1.0, 1.0: s.cost_ratio},
+    )
 
 
 def preflight(cells: list[Cell]) -> None:
@@ -134,6 +160,8 @@ def preflight(cells: list[Cell]) -> None:
     for cell, split in each_cell_data(cells, load_binary_data):
         if cell.config.solver.name == "cvxopt":  # auto takes SMO beyond cvxopt's bounds
             check_cvxopt(len(split.y_train), CVXOPT_INSTEAD, where("asym-svm", cell, cells))
+        if cell.config.cv.folds:
+            check_folds(split.y_train, cell.config.cv.folds, where("asym-svm", cell, cells))
 
 
 WITHIN = ("dataset", "ratio")  # the axes a table and its figure lay out themselves
@@ -200,7 +228,8 @@ def report(ctx: ReportContext) -> Report:
         else:
             summary["by_dataset"] = counts
         _plots(ctx, setting, by_dataset)
-    return Report(tables, summary)
+    cv_tables, cv_summary = cv_report(ctx.results, ctx.config, "test_accuracy", "test acc %")
+    return Report(tables + cv_tables, summary | cv_summary)
 
 
 def _plots(ctx: ReportContext, setting: str, by_dataset: dict[str, list[CellResult]]) -> None:

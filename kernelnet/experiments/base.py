@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from kernelnet.config import Cell, format_value, param
+from kernelnet.config.schema import Spec
 from kernelnet.runs import PLOTS_DIR, CellFiles, RunDir
+from kernelnet.search import SearchSection
 from kernelnet.seeding import named_rng
 from kernelnet.tables import Table
 
@@ -36,6 +38,11 @@ class ExperimentConfig:
         sweepable=False,
         outcome=False,
         help="draw the figures (false, or --no-plots, skips them: numbers are the same)",
+    )
+    # How the run chooses among its cells (kernelnet.search): about the run, never a cell,
+    # so it is left out of every digest, as plots is.
+    search: SearchSection = field(
+        default_factory=SearchSection, metadata={"spec": Spec(sweepable=False, outcome=False)}
     )
 
 
@@ -73,6 +80,10 @@ class CellResult:
     rows: list[dict[str, Any]]
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    # What the cell logged where the run's logging cannot see it (in a worker process, on a
+    # Dask worker), as plain fields of each record, for the runner to emit in the run's
+    # process; empty when the cell ran there. Never stored: the run's log.txt has them.
+    log_records: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

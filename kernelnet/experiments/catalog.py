@@ -24,10 +24,14 @@ CATALOG: dict[str, Entry] = {
         """\
 The objective is E(w,b) = 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w.x_i + b)); training
 starts at w = 0, b = 0 and every sweep point trains from zero, so results are exactly
-reproducible. Defaults: configs/svm-primal.yaml (iris_binary, C = 5, learning rate 1e-3).
+reproducible. svm.update: simultaneous (both gradients at (w, b), the default) or
+coordinate (b's gradient at the updated w); sweep both to compare. cv.folds=5
+cross-validates each cell. Defaults: configs/svm-primal.yaml (iris_binary, C = 5, learning
+rate 1e-3).
 
 Examples:  kernelnet svm-primal --epochs 100
-           kernelnet svm-primal --set svm.C=0.5,5,50 --epochs 30""",
+           kernelnet svm-primal --set svm.C=0.5,5,50 --epochs 30
+           kernelnet svm-primal --set svm.update=simultaneous,coordinate""",
     ),
     "kernel-table": Entry(
         "kernel_table",
@@ -36,10 +40,13 @@ Examples:  kernelnet svm-primal --epochs 100
 Solves max sum(a) - 1/2 a'(yy' * K)a subject to 0 <= a <= C, y'a = 0 with cvxopt for every
 dataset x kernel cell and prints test accuracy as a table; plots show decision functions,
 margins and support vectors. A Gram matrix that is not positive semidefinite (sigmoid) is
-flagged in the results. Defaults: configs/kernel-table.yaml.
+flagged in the results. cv.folds=5 scores each cell by stratified 5-fold cross-validation;
+a setting given as a distribution ({log_uniform: [low, high]}) is searched at random
+(search.trials candidates). Defaults: configs/kernel-table.yaml.
 
 Examples:  kernelnet kernel-table
-           kernelnet kernel-table --kernels rbf --set kernel.gamma=0.05,0.2,1""",
+           kernelnet kernel-table --kernels rbf --set kernel.gamma=0.05,0.2,1
+           kernelnet kernel-table --set 'svm.C={log_uniform: [0.1, 10]}'""",
     ),
     "mnist": Entry(
         "mnist",
@@ -60,8 +67,10 @@ Examples:  kernelnet mnist
         "Check every layer's and loss's backward pass against finite differences.",
         """\
 Each layer (affine, ReLU, leaky ReLU, sigmoid, tanh, batch norm in train and eval mode,
-dropout) and loss (softmax cross-entropy, MSE, binary cross-entropy, multiclass hinge), and
-two small MLPs, is checked in float64 with step h = 1e-5. Thresholds: 1e-7 for smooth
+dropout, convolution, transposed convolution, pooling, upsampling), loss (softmax
+cross-entropy, MSE, binary cross-entropy, multiclass hinge, the SVM hinge's subgradient) and
+network (two MLPs, the summed-branch block, the skip network) is checked in float64 with
+step h = 1e-5, for its input gradient and its parameter gradients. Thresholds: 1e-7 for smooth
 functions, 1e-5 for kinked ones (inputs kept away from the kinks). Exits 1 if any fails.
 
 Example:  kernelnet gradcheck --set check.name=batchnorm_train,softmax_cross_entropy""",
@@ -95,22 +104,27 @@ Example:  kernelnet kernel-check --set 'check.construction=[k1 - 0.5 * k1]'""",
         "k-nearest neighbours: accuracy against k, k chosen on validation, test reported once.",
         """\
 Vectorized k-NN (Euclidean or cosine). Each dataset is split into train / validation /
-test; k is swept, k is chosen on validation only, and the test set is evaluated once, at the
-chosen k. Ties: equal distances keep training order; a tied vote goes to the class of the
-nearest tied neighbour. Defaults: configs/knn.yaml (toy sets and a 5,000-image MNIST subset).
+test; k is swept, k is chosen on validation only (or by cross-validation with cv.folds),
+and the test set is evaluated once, at the chosen k; on 2-D sets the decision boundaries
+are drawn for several k. Ties: equal distances keep training order; a tied vote goes to
+the class of the nearest tied neighbour. Defaults: configs/knn.yaml (toy sets and a
+5,000-image MNIST subset).
 
 Example:  kernelnet knn --set knn.metric=cosine --set data.dataset=mnist""",
     ),
     "conv": Entry(
         "conv",
-        "Convolution modes (valid/same/full) on a 1-D example and a conv stack's shapes.",
+        "Convolution modes (valid/same/full), and a stack's shapes with pooling and upsampling.",
         """\
 Checks kernelnet's convolution against numpy.convolve in its three modes and prints, for
-the configured stack (conv.layers, e.g. "conv(64, k=3, s=2, p=1, d=1, bias=false)"), each
-layer's output shape and parameter count: out = floor((in + 2p - d(k - 1) - 1) / s) + 1,
-weights = k*k*C_in*C_out.
+the configured stack (conv.layers: conv(F, k, s, p, d, bias), convT(F, k, s, p, op),
+maxpool(k, s), avgpool(k, s), upsample(scale, mode=nearest|bilinear)), each layer's output
+shape and parameter count with their formulas: out = floor((in + 2p - d(k - 1) - 1) / s) + 1,
+weights = k*k*C_in*C_out; a forward pass through the real layers confirms the shapes. The
+shipped stack is the assignment's 3x128x128 -> 32x64x64 -> 32x32x32 -> 32x64x64.
 
-Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
+Examples:  kernelnet conv --set "conv.layers=['conv(8, k=3)', 'maxpool(2)']"
+           kernelnet conv --set 'conv.input=[3, 224, 224]'""",
     ),
     "activations": Entry(
         "activations",
@@ -119,10 +133,13 @@ Example:  kernelnet conv --set 'conv.input=[3, 224, 224]'""",
 sign, ReLU and its derivative, sigmoid and softplus identities, softmax shift invariance
 and Jacobian, the cross-entropy gradient, and the MSE-versus-cross-entropy gradient with
 a sigmoid output, each with its maximum error over dense grids and random vectors; plots
-of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth.
-Defaults: configs/activations.yaml (2,001 grid points on [-10, 10], depth 30, width 64).
+of sigmoid(kx) sharpening, MSE saturating, and gradient norms through depth under each
+initialization of activations.init (he, xavier, lecun, small), measured beside the
+mean-field prediction. Defaults: configs/activations.yaml (2,001 grid points on [-10, 10],
+depth 30, width 64).
 
 Examples:  kernelnet activations
+           kernelnet activations --set activations.init=he,xavier,lecun
            kernelnet activations --set activations.depth=100 --no-plots""",
     ),
     "optimizers": Entry(
@@ -132,7 +149,9 @@ Examples:  kernelnet activations
 Trajectories of SGD, momentum, Nesterov, Adagrad, RMSProp and Adam on a plateau, an
 elongated valley and Rosenbrock's function, loss curves of the same optimizers training
 the MNIST MLP on a 5,000-image subset, and two checks: Adam's bias-corrected moments are
-unbiased, and both usual forms of Nesterov momentum give the same iterates.
+unbiased, and both usual forms of Nesterov momentum give the same iterates. Each surface
+runs from rest and already moving (optimizer.start: the assignment's scenario, with
+optimizer.prior_steps steps of history), with a ranking per start.
 Defaults: configs/optimizers.yaml (all six optimizers, 300 steps, 3 MNIST epochs).
 
 Examples:  kernelnet optimizers --set optimizer.name=sgd,adam
@@ -143,10 +162,13 @@ Examples:  kernelnet optimizers --set optimizer.name=sgd,adam
         "What an activation can fit: regression networks on 1-D target functions.",
         """\
 Fits sine, step, |x| and a cubic with identity, ReLU, tanh and sigmoid networks of a few
-widths and depths (DEPTHxWIDTH) and a block of summed branches (branches:DEPTHxWIDTH),
-by full-batch Adam on the mean squared error; reports train and test MSE and plots the
-fitted curves. A linear network can only fit a line: its curve's second differences are
-zero and it never beats the least-squares line. Defaults: configs/fit.yaml.
+widths and depths (DEPTHxWIDTH), a block of summed branches (branches:DEPTHxWIDTH) and the
+assignment's skip network y = (a1 + a2 + a3) W4 + b4 (skip:DEPTHxWIDTH; skip-chain: for the
+chained reading), by full-batch Adam on the mean squared error, stopping early on held-out
+points (fit.patience, fit.val_points); reports train and test MSE and plots the fitted
+curves and the training curves with the best step and the stop marked. A linear network
+can only fit a line: its curve's second differences are zero and it never beats the
+least-squares line. Defaults: configs/fit.yaml.
 
 Examples:  kernelnet fit --set fit.target=sine --set fit.activation=relu
            kernelnet fit --set 'fit.architecture=[1x8, 3x32]' --set fit.steps=500""",

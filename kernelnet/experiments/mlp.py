@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kernelnet.config import Cell, param
+from kernelnet.cv import (
+    CVSection,
+    check_folds,
+    cross_val_scores,
+    cv_artifacts,
+    cv_columns,
+    cv_report,
+    fold_rng,
+    stratified_folds,
+)
 from kernelnet.data.registry import DATASET_HELP, DataFileOptions, LabelledSplit, load_labelled
 from kernelnet.experiments.base import (
     CellContext,
@@ -67,24 +77,15 @@ class MlpConfig(ExperimentConfig):
     data: MlpData = field(default_factory=MlpData)
     model: MlpModel = field(default_factory=MlpModel)
     train: MlpTrain = field(default_factory=MlpTrain)
+    # Left out of the cell digest (outcome=False) so existing cells keep their seeds and
+    # stored results; the report refuses cells stored without the CV it asks for.
+    cv: CVSection = param(default_factory=CVSection, outcome=False)
 
 
 def run_cell(config: MlpConfig, ctx: CellContext) -> CellOutput:
     split = load_labelled(config.data, config.seed)
     X_train, X_test = split.X_train, split.X_test
-    m, t = config.model, config.train
-    model = MLPClassifier(
-        hidden_layer_sizes=tuple(m.hidden),
-        activation=m.activation,
-        optimizer=t.optimizer,
-        learning_rate=t.learning_rate,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        weight_decay=m.weight_decay,
-        validation_fraction=config.data.val_fraction,
-        standardize=config.data.standardize,
-        random_state=ctx.rng,
-    ).fit(X_train, split.y_train)
+    model = _network(config, ctx.rng).fit(X_train, split.y_train)
     history = model.history_
     save_model(ctx.files, model)
     artifacts = {
@@ -95,7 +96,44 @@ def run_cell(config: MlpConfig, ctx: CellContext) -> CellOutput:
         "label_mapping": split.label_mapping,
         "sizes": {"train": len(X_train), "test": len(X_test)},
     }
-    return CellOutput(history.rows, artifacts)
+    rows = [dict(row) for row in history.rows]
+    if config.cv.folds:  # after the full fit, which so draws what it draws with CV off
+        scores = _cross_validate(config, split, ctx.rng)
+        rows[-1] |= cv_columns(scores)  # a cell's score, on its last epoch's row
+        artifacts |= cv_artifacts(scores)
+    return CellOutput(rows, artifacts)
+
+
+def _cross_validate(
+    config: MlpConfig, split: LabelledSplit, rng: np.random.Generator
+) -> np.ndarray:
+    """Fold accuracies of the cell's network on its training set: folds from the run seed
+    and the data (the same for every cell), each fold's network initialized and shuffled
+    by a Generator spawned from the cell's."""
+    X, y = split.X_train, split.y_train
+    folds = stratified_folds(y, config.cv.folds, fold_rng(config.seed, X, y))
+    generators = rng.spawn(len(folds))
+
+    def fit(model: MLPClassifier, X_fold: np.ndarray, y_fold: np.ndarray, index: int):
+        return model.set_params(random_state=generators[index]).fit(X_fold, y_fold)
+
+    return cross_val_scores(lambda: _network(config, None), X, y, folds, fit=fit)
+
+
+def _network(config: MlpConfig, rng: np.random.Generator | None) -> MLPClassifier:
+    m, t = config.model, config.train
+    return MLPClassifier(
+        hidden_layer_sizes=tuple(m.hidden),
+        activation=m.activation,
+        optimizer=t.optimizer,
+        learning_rate=t.learning_rate,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        weight_decay=m.weight_decay,
+        validation_fraction=config.data.val_fraction,
+        standardize=config.data.standardize,
+        random_state=rng,
+    )
 
 
 DATA_COPIES = 3  # MLPClassifier.fit: the standardized data, its training and held-out parts
@@ -126,6 +164,8 @@ def preflight(cells: list[Cell]) -> None:
             cell_bytes(config, split),
             "use data with fewer features, fewer units in model.hidden, or train.optimizer=sgd",
         )
+        if config.cv.folds:
+            check_folds(split.y_train, config.cv.folds, where("mlp", cell, cells))
 
 
 def report(ctx: ReportContext) -> Report:
@@ -162,6 +202,7 @@ def report(ctx: ReportContext) -> Report:
     done = ctx.completed
     if len(done) == 1:
         summary["test_accuracy"] = done[0].artifacts["test_accuracy"]
+    cv_tables, cv_summary = cv_report(ctx.results, ctx.config, "test_accuracy", "test acc %")
     table = Table(
         "MLP: accuracy after training",
         [
@@ -176,7 +217,7 @@ def report(ctx: ReportContext) -> Report:
         "(data.val_fraction); the test part is used once, at the end.",
         align=["left", "right", "right", "right", "right"],
     )
-    return Report([table], summary)
+    return Report([table, *cv_tables], summary | cv_summary)
 
 
 EXPERIMENT = Experiment(

@@ -13,6 +13,7 @@ and epochs than these, so a row compares a method, not a recipe.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,17 @@ from typing import Any
 import numpy as np
 
 from kernelnet import plotting
-from kernelnet.config import param
+from kernelnet.config import Cell, param
+from kernelnet.cv import (
+    CVSection,
+    check_folds,
+    cv_artifacts,
+    cv_columns,
+    cv_report,
+    fold_rng,
+    score_folds,
+    stratified_folds,
+)
 from kernelnet.data.mnist import N_TRAIN, mnist_split
 from kernelnet.experiments.base import (
     CellContext,
@@ -29,6 +40,7 @@ from kernelnet.experiments.base import (
     ExperimentConfig,
     Report,
     ReportContext,
+    where,
 )
 from kernelnet.experiments.mnist import preflight as mnist_preflight
 from kernelnet.tables import Table
@@ -88,9 +100,18 @@ class MnistTableConfig(ExperimentConfig):
     knn: TableKnn = field(default_factory=TableKnn)
     svm: TableSvm = field(default_factory=TableSvm)
     networks: TableNetworks = field(default_factory=TableNetworks)
+    # Left out of the cell digest (outcome=False) so existing cells keep their seeds and
+    # stored results; the report refuses cells stored without the CV it asks for.
+    cv: CVSection = param(default_factory=CVSection, outcome=False)
 
 
-def _knn(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, str]:
+# Each method: fit on data.X_train / y_train (validation data choosing k or the epoch),
+# predict data.X_test, with the cell's context and a Generator; -> (predictions, settings).
+
+
+def _knn(
+    config: MnistTableConfig, data, ctx: CellContext, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
     from kernelnet.knn import knn_predict_all_k
 
     ks = sorted(set(config.knn.k))
@@ -101,7 +122,9 @@ def _knn(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, 
     return predicted, f"k={best} (validation accuracy {100 * scores[best]:.2f}%)"
 
 
-def _svm(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, str]:
+def _svm(
+    config: MnistTableConfig, data, ctx: CellContext, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
     from kernelnet.svm.estimator import KernelSVM
 
     s = config.svm
@@ -112,7 +135,9 @@ def _svm(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, 
     return model.predict(data.X_test), f"C={s.C:g}, gamma={s.gamma:g}, {vectors} support vectors"
 
 
-def _network(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarray, str]:
+def _network(
+    config: MnistTableConfig, data, ctx: CellContext, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
     from kernelnet.nn.models import MLP
     from kernelnet.nn.optim import make_optimizer
     from kernelnet.nn.trainer import TrainSettings, train_classifier
@@ -120,7 +145,7 @@ def _network(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarr
     n = config.networks
     hidden = HIDDEN[config.method]
     X_train, X_val = data.X_train.astype(np.float32), data.X_val.astype(np.float32)
-    model = MLP.create(784, hidden, 10, ctx.rng, init="he", dtype=np.float32)
+    model = MLP.create(784, hidden, 10, rng, init="he", dtype=np.float32)
     history = train_classifier(
         model,
         make_optimizer("adam", lr=n.learning_rate),
@@ -129,7 +154,7 @@ def _network(config: MnistTableConfig, data, ctx: CellContext) -> tuple[np.ndarr
         X_val,
         data.y_val,
         TrainSettings(n.epochs, n.batch_size),
-        ctx.rng,
+        rng,
         on_step=lambda epoch, step, steps: (
             (step % 50 == 0 or step == steps)
             and ctx.progress(step, steps, f"epoch {epoch}/{n.epochs}")
@@ -149,7 +174,8 @@ def run_cell(config: MnistTableConfig, ctx: CellContext) -> CellOutput:
     d = config.data
     data = mnist_split(d.train_size, d.val_size, d.test_size, normalize="scale")
     started = time.perf_counter()
-    predicted, settings = FIT.get(config.method, _network)(config, data, ctx)
+    fit = FIT.get(config.method, _network)
+    predicted, settings = fit(config, data, ctx, ctx.rng)
     seconds = time.perf_counter() - started
     name, published = PUBLISHED[config.method]
     error = 100 * float(np.mean(predicted != data.y_test))
@@ -162,7 +188,43 @@ def run_cell(config: MnistTableConfig, ctx: CellContext) -> CellOutput:
         "train_size": d.train_size,
         "settings": settings,
     }
-    return CellOutput([row])
+    if not config.cv.folds:
+        return CellOutput([row])
+    scores = _cross_validate(config, data, ctx, fit)  # after the full fit: its draws unchanged
+    return CellOutput([row | cv_columns(scores)], cv_artifacts(scores))
+
+
+def _cross_validate(config: MnistTableConfig, data, ctx: CellContext, fit) -> np.ndarray:
+    """Fold accuracies of the method on the training images: folds from the run seed and
+    the images (the same for every method), the validation images still choosing k and
+    the epoch, each fold's network drawn from a Generator spawned from the cell's."""
+    X, y = data.X_train, data.y_train
+    folds = stratified_folds(y, config.cv.folds, fold_rng(config.seed, X, y))
+    generators = iter(ctx.rng.spawn(len(folds)))
+
+    def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
+        part = dataclasses.replace(
+            data, X_train=X[train], y_train=y[train], X_test=X[test], y_test=y[test]
+        )
+        predicted, _ = fit(config, part, ctx, next(generators))
+        return float(np.mean(predicted == y[test]))
+
+    return score_folds(folds, fit_and_score)
+
+
+def preflight(cells: list[Cell]) -> None:
+    """mnist's checks (the same split rule: validation never overlaps), then, with CV on,
+    that every digit has a sample in each fold of the training images."""
+    mnist_preflight(cells)
+    checked: set[tuple[int, int]] = set()
+    for cell in cells:
+        key = (cell.config.data.train_size, cell.config.cv.folds)
+        if cell.config.cv.folds and key not in checked:
+            from kernelnet.data.mnist import load_mnist
+
+            checked.add(key)
+            labels = load_mnist().train_labels[: cell.config.data.train_size]
+            check_folds(labels, cell.config.cv.folds, where("mnist-table", cell, cells))
 
 
 def report(ctx: ReportContext) -> Report:
@@ -197,7 +259,10 @@ def report(ctx: ReportContext) -> Report:
         ctx.save_figure("measured_vs_published", error_bars, rows)
     summary = {r["method"]: {"test_error": r["test_error"], "published": r["published_error"]}
                for r in rows}  # fmt: skip
-    return Report([table], {"errors": summary})
+    cv_tables, cv_summary = cv_report(
+        ctx.results, ctx.config, "test_error", "test error %", lambda e: f"{e:.2f}"
+    )
+    return Report([table, *cv_tables], {"errors": summary} | cv_summary)
 
 
 def error_bars(rows: list[dict[str, Any]]):
@@ -231,6 +296,6 @@ EXPERIMENT = Experiment(
     schema=MnistTableConfig,
     run_cell=run_cell,
     report=report,
-    preflight=mnist_preflight,  # the same split rule as mnist: validation never overlaps
+    preflight=preflight,
     row_key=("method",),
 )

@@ -2,7 +2,17 @@
 test surfaces (a plateau, an elongated valley, Rosenbrock) and training the MNIST MLP on a
 subset — plus two numerical checks: Adam's bias-corrected moments are unbiased for a
 stationary gradient distribution, and the two usual forms of Nesterov momentum produce
-the same iterates."""
+the same iterates.
+
+Where a run starts matters on the plateau. ``optimizer.start`` lists the starting states
+the surface tables use: ``rest`` (no history: velocity and moment estimates zero, what
+kernelnet always did) and ``moving``, the course's scenario: the optimizer arrives at the
+start having already taken ``prior_steps`` steps down a slope towards the minimum, each
+with a gradient of size ``prior_gradient``, so its state (velocity, squared-gradient sums,
+moment estimates) remembers that motion. At rest the adaptive methods escape the plateau
+first (their step is lr whatever the gradient's size) and heavy-ball momentum is slow;
+moving, momentum carries the optimizer across while Adagrad's accumulated squares freeze it:
+the course's ranking momentum > Adam > Adagrad."""
 
 from __future__ import annotations
 
@@ -33,6 +43,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 ADAPTIVE = ("adagrad", "rmsprop", "adam")
+STARTS = ("rest", "moving")
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,17 @@ class OptimizerSection:
     momentum: float = param(0.9, ge=0, lt=1)
     surfaces: list[str] = param(default_factory=lambda: list(SURFACES), choices=tuple(SURFACES))
     steps: int = param(300, ge=1)
+    start: list[str] = param(
+        default_factory=lambda: list(STARTS),
+        choices=STARTS,
+        help="starting states of the surface runs: rest (no history) and moving (the "
+        "course's: prior_steps steps already taken towards the minimum)",
+    )
+    prior_steps: int = param(5, ge=1, le=10_000, help="moving: steps taken before the start")
+    prior_gradient: float = param(
+        0.5, gt=0, help="moving: the size of the gradient each of those steps saw"
+    )
+    reach: float = param(0.1, gt=0, help="a run reaches the minimum within this distance")
 
 
 @dataclass
@@ -130,10 +152,27 @@ class OptimizersConfig(ExperimentConfig):
     mnist: MnistSubset = field(default_factory=MnistSubset)
 
 
-def trajectory(surface: Surface, name: str, momentum: float, steps: int) -> np.ndarray:
+def trajectory(
+    surface: Surface,
+    name: str,
+    momentum: float,
+    steps: int,
+    prior_steps: int = 0,
+    prior_gradient: float = 0.5,
+) -> np.ndarray:
+    """The iterates (steps + 1, 2) from ``surface.start``. With ``prior_steps`` the
+    optimizer first takes that many steps with the constant gradient of size
+    ``prior_gradient`` pointing away from the minimum (descending towards it), on a copy
+    of the start: only its state carries over, so the run begins at the start, moving."""
     lr = surface.adaptive_lr if name in ADAPTIVE else surface.sgd_lr
     optimizer = make_optimizer(name, lr=lr, momentum=momentum)
-    params = {"p": np.array(surface.start, dtype=float)}
+    start = np.array(surface.start, dtype=float)
+    towards = np.array(surface.minimum) - start
+    towards /= np.linalg.norm(towards)
+    approach = {"p": start.copy()}
+    for _ in range(prior_steps):
+        optimizer.step(approach, {"p": -prior_gradient * towards})
+    params = {"p": start}
     path = [params["p"].copy()]
     for _ in range(steps):
         optimizer.step(params, {"p": surface.grad(params["p"])})
@@ -141,23 +180,33 @@ def trajectory(surface: Surface, name: str, momentum: float, steps: int) -> np.n
     return np.array(path)
 
 
+def first_reach(path: np.ndarray, minimum: tuple[float, float], within: float) -> int | None:
+    """The first step whose iterate is within ``within`` of the minimum; None if none."""
+    close = np.flatnonzero(np.linalg.norm(path - np.array(minimum), axis=1) < within)
+    return int(close[0]) if close.size else None
+
+
 def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
     o, m = config.optimizer, config.mnist
     rows, paths = [], {}
-    for surface_name in o.surfaces:
-        surface = SURFACES[surface_name]
-        path = trajectory(surface, o.name, o.momentum, o.steps)
-        paths[surface_name] = path
-        rows.append(
-            {
-                "problem": surface_name,
-                "optimizer": o.name,
-                "steps": o.steps,
-                "final_loss": float(surface.f(path[-1])),
-                "distance_to_minimum": float(np.linalg.norm(path[-1] - surface.minimum)),
-                "val_accuracy": None,
-            }
-        )
+    for start in o.start:
+        prior = o.prior_steps if start == "moving" else 0
+        for surface_name in o.surfaces:
+            surface = SURFACES[surface_name]
+            path = trajectory(surface, o.name, o.momentum, o.steps, prior, o.prior_gradient)
+            paths.setdefault(start, {})[surface_name] = path
+            rows.append(
+                {
+                    "problem": surface_name,
+                    "start": start,
+                    "optimizer": o.name,
+                    "steps": o.steps,
+                    "final_loss": float(surface.f(path[-1])),
+                    "distance_to_minimum": float(np.linalg.norm(path[-1] - surface.minimum)),
+                    "reached_at_step": first_reach(path, surface.minimum, o.reach),
+                    "val_accuracy": None,
+                }
+            )
     data = mnist_split(m.train_size, m.val_size, test=1, dtype=np.float32)
     model = MLP.create(784, [100], 10, ctx.rng, init="he")
     lr = m.adaptive_lr if o.name in ADAPTIVE else m.sgd_lr
@@ -177,10 +226,12 @@ def run_cell(config: OptimizersConfig, ctx: CellContext) -> CellOutput:
     rows.append(
         {
             "problem": "mnist-mlp",
+            "start": "rest",
             "optimizer": o.name,
             "steps": len(history.iteration_loss),
             "final_loss": history.rows[-1]["loss"],
             "distance_to_minimum": None,
+            "reached_at_step": None,
             "val_accuracy": history.rows[-1]["val_accuracy"],
         }
     )
@@ -237,22 +288,53 @@ def report(ctx: ReportContext) -> Report:
         for r in result.rows
         if r["problem"] == "mnist-mlp"
     ]
+    o = done[0].cell.config.optimizer if done else None
+    start_text = {
+        "rest": "rest = no history (zero velocity and moments)",
+        "moving": (
+            f"moving = {o.prior_steps} steps already taken towards the minimum with gradients "
+            f"of size {o.prior_gradient:g}"
+            if o
+            else ""
+        ),
+    }
+    shown_starts = list(dict.fromkeys(r["start"] for _, r in surface_rows))
+    surface_order = list(dict.fromkeys(r["problem"] for _, r in surface_rows))
+    surface_rows.sort(
+        key=lambda pair: (
+            surface_order.index(pair[1]["problem"]),
+            shown_starts.index(pair[1]["start"]),
+        )
+    )  # stable: optimizers stay in grid order within a surface and start
+    within = o.reach if o else 0.1
     tables = [
         Table(
             "2-D surfaces: where each optimizer ends",
-            ["surface", "optimizer", "steps", "final loss", "distance to minimum"],
+            [
+                "surface",
+                "start",
+                "optimizer",
+                "steps",
+                "final loss",
+                "distance to minimum",
+                f"first step within {within:g}",
+            ],
             [
                 [
                     r["problem"],
+                    r["start"],
                     name,
                     str(r["steps"]),
                     f"{r['final_loss']:.3g}",
                     f"{r['distance_to_minimum']:.3g}",
+                    "never" if r["reached_at_step"] is None else str(r["reached_at_step"]),
                 ]
                 for name, r in surface_rows
             ],
-            align=["left", "left", "right", "right", "right"],
+            align=["left", "left", "left", "right", "right", "right", "right"],
+            note="Start: " + "; ".join(start_text[s] for s in shown_starts) + ".",
         ),
+        ranking_table(surface_rows, within, start_text),
         Table(
             "MNIST MLP on a subset",
             ["optimizer", "iterations", "final epoch loss", "val acc %"],
@@ -265,6 +347,7 @@ def report(ctx: ReportContext) -> Report:
                 ]
                 for name, r in mnist_rows
             ],
+            note="Every run starts at rest (He-initialized weights, no optimizer history).",
         ),
     ]
     m_dev, v_dev = adam_bias_check(ctx.rng("adam bias check"))
@@ -308,10 +391,51 @@ def report(ctx: ReportContext) -> Report:
     )
 
 
-def optimizer_trajectories(surfaces, paths: dict[str, dict[str, np.ndarray]]) -> Figure:
-    """One contour plot per surface with every optimizer's path."""
-    figure = plotting.figure((5.2 * len(surfaces), 4.6))
-    grid = np.atleast_1d(figure.subplots(1, len(surfaces), squeeze=False)[0])
+def ranking_table(surface_rows, within: float, start_text: dict[str, str]) -> Table:
+    """Per surface and starting state, the optimizers in the order they reach the minimum
+    (those that never do, by their final distance)."""
+    groups: dict[tuple[str, str], list] = {}
+    for name, r in surface_rows:
+        groups.setdefault((r["problem"], r["start"]), []).append((name, r))
+    lines = []
+    for (surface, start), entries in groups.items():
+        reached = sorted(
+            (r["reached_at_step"], name) for name, r in entries if r["reached_at_step"] is not None
+        )
+        stuck = sorted(
+            (r["distance_to_minimum"], name) for name, r in entries if r["reached_at_step"] is None
+        )
+        order = [f"{name} ({step})" for step, name in reached]
+        order += [f"{name} (never, {distance:.2g} away)" for distance, name in stuck]
+        lines.append([surface, start, " > ".join(order)])
+    return Table(
+        "Who reaches the minimum first, by starting state",
+        ["surface", "start", "ranking (first step within reach)"],
+        lines,
+        align=["left", "left", "left"],
+        note=(
+            f"Reach: within {within:g} of the minimum. The course's plateau question assumes "
+            "the optimizer is already moving (its answer: momentum > Adam > Adagrad); from rest "
+            "the adaptive methods escape first, since their steps do not shrink with the "
+            "gradient."
+        ),
+    )
+
+
+def optimizer_trajectories(surfaces, paths: dict[str, dict[str, dict[str, np.ndarray]]]) -> Figure:
+    """One contour plot per surface and starting state with every optimizer's path;
+    ``paths[optimizer][start][surface]``."""
+    starts = list(dict.fromkeys(s for by_start in paths.values() for s in by_start))
+    figure = plotting.figure((5.2 * len(surfaces), 4.6 * len(starts)))
+    rows = figure.subplots(len(starts), len(surfaces), squeeze=False)
+    for start, grid in zip(starts, rows):
+        _trajectory_row(grid, surfaces, {n: p.get(start, {}) for n, p in paths.items()}, start)
+    rows[0][0].legend(frameon=False, fontsize="small", loc="lower left")
+    figure.suptitle("Optimizer trajectories (square: start, star: minimum)")
+    return figure
+
+
+def _trajectory_row(grid, surfaces, paths: dict[str, dict[str, np.ndarray]], start: str):
     shades = plotting.colormap("tab10")(np.arange(len(paths)) % 10)
     for axes, surface in zip(grid, surfaces):
         x0, x1, y0, y1 = surface.box
@@ -327,10 +451,7 @@ def optimizer_trajectories(surfaces, paths: dict[str, dict[str, np.ndarray]]) ->
             axes.plot(path[-1, 0], path[-1, 1], "o", color=colour, ms=4)
         axes.plot(*surface.start, "ks", ms=6)
         axes.plot(*surface.minimum, "r*", ms=12)
-        axes.set(xlim=(x0, x1), ylim=(y0, y1), title=surface.name)
-    grid[0].legend(frameon=False, fontsize="small", loc="lower left")
-    figure.suptitle("Optimizer trajectories (square: start, star: minimum)")
-    return figure
+        axes.set(xlim=(x0, x1), ylim=(y0, y1), title=f"{surface.name}, start: {start}")
 
 
 def loss_curves(curves: dict[str, np.ndarray]) -> Figure:
@@ -361,5 +482,5 @@ EXPERIMENT = Experiment(
     run_cell=run_cell,
     report=report,
     preflight=preflight,
-    row_key=("problem",),
+    row_key=("problem", "start"),
 )

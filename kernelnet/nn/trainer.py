@@ -1,7 +1,7 @@
 """The one training loop every gradient-trained experiment uses (CS231n's Solver is the
 model): given a model, a loss-and-gradients function over minibatch indices, an optimizer
-and an evaluation, it owns epochs, history, keep-best, early stopping, learning-rate decay,
-divergence and checkpoints.
+and an evaluation, it owns epochs (and, where asked, an epoch 0 that evaluates the untrained
+model), history, keep-best, early stopping, learning-rate decay, divergence and checkpoints.
 
 Divergence: a non-finite loss, or a minibatch loss above ``explode_factor`` times
 max(1, |first minibatch loss|) (1e4 by default: a loss ten thousand times its starting
@@ -81,6 +81,12 @@ class TrainSettings:
     checkpoint_every: int = 1  # epochs between checkpoints (with a writer); 0 = never
     shuffle: bool = True  # a new order each epoch (False: full-batch steps in data order)
     log_epochs: bool = True  # one log line per epoch (off for thousands of full-batch steps)
+    # Epoch 0: evaluate the untrained model before any update (a row with epoch 0 and no
+    # loss). Opt-in: it adds a row to an experiment's table. The Generator's state is put
+    # back after its evaluation, so every later number is the same with or without it;
+    # keep-best and patience watch the trained epochs only (the untrained model is a
+    # baseline, not a candidate).
+    evaluate_first: bool = False
 
 
 @dataclass
@@ -140,6 +146,8 @@ class Trainer:
             log.info("continuing from the checkpoint of epoch %d", history.resumed_from)
             if history.stopped_early:
                 first_epoch = s.epochs + 1
+        elif s.evaluate_first:
+            history.rows.append(self._epoch_zero())
         steps = math.ceil(self.n_train / s.batch_size)
         bound = None
         for epoch in range(first_epoch, s.epochs + 1):
@@ -164,11 +172,7 @@ class Trainer:
             row |= {"lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
             history.rows.append(row)
             if s.log_epochs:
-                log.info(
-                    "epoch %d: %s",
-                    epoch,
-                    ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
-                )
+                log.info("epoch %d: %s", epoch, _metrics_text(row))
             stop = False
             if self.monitor is not None:
                 value = metrics[self.monitor]
@@ -191,6 +195,19 @@ class Trainer:
         if s.keep_best and best is not None:
             self.model.load_state(best)
         return history
+
+    def _epoch_zero(self) -> dict[str, Any]:
+        """The row of the untrained model: its metrics (no loss: no step was taken), from an
+        evaluation that leaves the Generator where it was."""
+        started = time.perf_counter()
+        saved = copy.deepcopy(self.rng.bit_generator.state)
+        metrics = self.evaluate()
+        self.rng.bit_generator.state = saved
+        row = {"epoch": 0, "loss": None, **metrics}
+        row |= {"lr": self.optimizer.lr, "seconds": time.perf_counter() - started}
+        if self.settings.log_epochs:
+            log.info("epoch 0 (before training): %s", _metrics_text(row))
+        return row
 
     def _check(self, loss: float, bound: float, epoch: int, step: int) -> None:
         lr = self.optimizer.lr
@@ -268,6 +285,11 @@ class Trainer:
         return history, best
 
 
+def _metrics_text(row: dict[str, Any]) -> str:
+    """``loss 0.31, train_accuracy 0.91, ...`` (values that are None left out)."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and v is not None)
+
+
 def discard_checkpoint(files: Any) -> None:
     """Remove a cell's checkpoint once its results are computed (its stored result takes
     the checkpoint's place)."""
@@ -289,13 +311,16 @@ def train_classifier(
     settings: TrainSettings,
     rng: np.random.Generator,
     train_accuracy_sample: int = 1000,
+    also_evaluate: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     **options: Any,
 ) -> History:
     """The :class:`Trainer` for a classifier with ``loss(X, y, train, rng)`` and
     ``predict``: rows hold the epoch's mean loss, the accuracy on a sample of
     ``train_accuracy_sample`` training examples drawn from ``rng``, and the validation
-    accuracy, which is monitored. ``options`` go to the Trainer (on_step, checkpoints,
-    fingerprint)."""
+    accuracy, which is monitored. ``also_evaluate`` names more sets whose accuracy each row
+    records (``{"test_accuracy": (X_test, y_test)}`` for a test curve: shown, never
+    monitored, and drawing nothing from ``rng``). ``options`` go to the Trainer (on_step,
+    checkpoints, fingerprint)."""
     n = X_train.shape[0]
 
     def loss_and_grads(batch: np.ndarray):
@@ -303,10 +328,13 @@ def train_classifier(
 
     def evaluate() -> dict[str, float]:
         sample = rng.choice(n, size=min(train_accuracy_sample, n), replace=False)
-        return {
+        metrics = {
             "train_accuracy": accuracy(model, X_train[sample], y_train[sample]),
             "val_accuracy": accuracy(model, X_val, y_val),
         }
+        for name, (X, y) in (also_evaluate or {}).items():
+            metrics[name] = accuracy(model, X, y)
+        return metrics
 
     trainer = Trainer(
         model, optimizer, loss_and_grads, n, settings, rng, evaluate, "val_accuracy", **options

@@ -26,11 +26,17 @@ def test_default_config_reaches_96_percent(tmp_path):
     assert summary["test_accuracy"] >= 0.96
     assert {"best_val_accuracy", "epochs", "seconds_per_epoch"} <= set(summary)
     rows = list(csv.reader(open(folder / "metrics.csv")))
-    assert rows[0] == ["cell", "epoch", "loss", "train_accuracy", "val_accuracy", "lr", "seconds"]
-    assert [r[0] for r in rows[1:]] == ["single"] * 5
-    assert [r[1] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
-    assert float(rows[2][5]) == 0.001 * 0.95
-    for plot in ("training", "confusion", "misclassified", "first_layer_weights"):
+    assert rows[0] == [
+        "cell", "epoch", "loss", "train_accuracy", "val_accuracy", "test_accuracy", "lr",
+        "seconds",
+    ]  # fmt: skip
+    assert [r[0] for r in rows[1:]] == ["single"] * 6
+    assert [r[1] for r in rows[1:]] == ["0", "1", "2", "3", "4", "5"]  # 0: before training
+    assert rows[1][2] == "" and float(rows[1][4]) < 0.25  # untrained: no loss, near chance
+    assert float(rows[3][6]) == 0.001 * 0.95
+    assert float(rows[1 + summary["best_epoch"]][5]) == summary["test_accuracy"]
+    plots = ("training", "loss_and_accuracy", "early_stopping", "confusion", "misclassified")
+    for plot in (*plots, "first_layer_weights"):
         assert (folder / "plots" / "single" / f"{plot}.png").is_file()
     with np.load(folder / "cells" / "single" / "model.npz") as saved:
         assert saved["W1"].shape == (784, 100) and saved["W2"].shape == (100, 10)
@@ -70,4 +76,5 @@ def test_gradcheck_command_passes(tmp_path):
     result = invoke("gradcheck", "--runs-dir", tmp_path)
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(open(folder_of(result) / "metrics.csv")))
-    assert len(rows) == 18 and all(r["passed"] == "True" for r in rows)
+    # at least the 18 checks it always had (the gradcheck lab is gaining more)
+    assert len(rows) >= 18 and all(r["passed"] == "True" for r in rows)

@@ -79,7 +79,21 @@ def test_three_by_three_from_32_to_64_channels_has_18432_weights():
 
 
 @pytest.mark.parametrize(
-    "text", ["conv(64, q=3)", "pool(2)", "conv(64, k=0)", "conv(64, bias=yes)"]
+    "text",
+    [
+        "conv(64, q=3)",
+        "pool(2)",
+        "conv(64, k=0)",
+        "conv(64, bias=yes)",
+        "conv(k=3)",
+        "maxpool(2, 3)",
+        "maxpool(3, p=2)",
+        "avgpool(k=2, d=2)",
+        "upsample(2, mode=cubic)",
+        "upsample(0)",
+        "convT(8, s=2, op=2)",
+        "conv 3x3",
+    ],
 )
 def test_bad_layer_specs(text):
     with pytest.raises(ConfigError):
@@ -96,5 +110,6 @@ def test_conv_experiment(tmp_path):
     assert result.exit_code == 0, result.stderr
     folder = Path(result.stdout.strip().splitlines()[-1])
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
-    assert rows[1]["weights"] == "18432" and rows[0]["output_shape"] == "32x128x128"
+    assert [r["output_shape"] for r in rows] == ["32x64x64", "32x32x32", "32x64x64"]
+    assert rows[0]["weights"] == str(3 * 3 * 3 * 32) and rows[0]["biases"] == "32"
     assert (folder / "plots" / "convolution_modes.png").is_file()

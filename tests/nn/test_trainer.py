@@ -161,3 +161,74 @@ def test_resume_after_sigkill_mid_training_reaches_the_uninterrupted_numbers(tmp
     ):
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+HELD_OUT_X = np.random.default_rng(9).normal(size=(80, 10)).astype(np.float32)
+HELD_OUT = (HELD_OUT_X, (HELD_OUT_X[:, 0] - HELD_OUT_X[:, 2] > 0).astype(np.int64))
+
+
+def _toy_data_and_model():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 10)).astype(np.float32)
+    y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
+    model = MLP.create(10, [12], 2, rng, init="he", batchnorm=True, dropout=0.1)
+    return rng, X, y, model
+
+
+def _toy_fit(evaluate_first: bool, also_evaluate=None, epochs=3, checkpoints=None):
+    """A batch-norm, dropout MLP (both use the Generator) on a separable toy problem."""
+    rng, X, y, model = _toy_data_and_model()
+    settings = TrainSettings(epochs=epochs, batch_size=25, evaluate_first=evaluate_first)
+    extra = {} if checkpoints is None else {"checkpoints": checkpoints, "fingerprint": "f"}
+    history = train_classifier(
+        model, Adam(lr=1e-2), X, y, X[:50], y[:50], settings, rng, 40,
+        also_evaluate=also_evaluate, **extra,
+    )  # fmt: skip
+    return model, history
+
+
+def _without(rows, *keys):
+    return [{k: v for k, v in r.items() if k not in ("seconds", *keys)} for r in rows]
+
+
+def test_epoch_zero_is_the_untrained_model_and_changes_no_later_number():
+    _, X, y, untrained = _toy_data_and_model()
+    plain_model, plain = _toy_fit(False)
+    model, history = _toy_fit(True)
+    zero = history.rows[0]
+    assert zero["epoch"] == 0 and zero["loss"] is None
+    # the weights the fit starts from, scored before any step (chance level, not trained)
+    assert zero["val_accuracy"] == float((untrained.predict(X[:50]) == y[:50]).mean())
+    assert zero["val_accuracy"] < plain.rows[-1]["val_accuracy"]
+    assert [r["epoch"] for r in history.rows] == [0, 1, 2, 3]
+    assert _without(history.rows[1:]) == _without(plain.rows)
+    assert history.iteration_loss == plain.iteration_loss
+    assert history.best_epoch == plain.best_epoch >= 1
+    for name, value in plain_model.state().items():
+        np.testing.assert_array_equal(model.state()[name], value)
+
+
+def test_epoch_zero_is_off_unless_asked():
+    assert TrainSettings().evaluate_first is False
+    assert _toy_fit(False)[1].rows[0]["epoch"] == 1
+
+
+def test_also_evaluate_adds_an_accuracy_per_epoch_that_draws_nothing():
+    _, plain = _toy_fit(True)
+    model, history = _toy_fit(True, {"test_accuracy": HELD_OUT})
+    assert _without(history.rows, "test_accuracy") == _without(plain.rows)
+    assert all(0 <= r["test_accuracy"] <= 1 for r in history.rows)
+    # keep-best restores the best validation epoch: its recorded test accuracy is the
+    # restored model's
+    restored = float((model.predict(HELD_OUT[0]) == HELD_OUT[1]).mean())
+    assert history.rows[history.best_epoch]["test_accuracy"] == restored
+
+
+def test_a_checkpoint_with_epoch_zero_resumes_without_evaluating_it_again(tmp_path):
+    _, whole = _toy_fit(True, epochs=4)
+    files = RunDir(tmp_path).cell_files("cell")
+    _toy_fit(True, epochs=2, checkpoints=files)
+    _, history = _toy_fit(True, epochs=4, checkpoints=files)
+    assert history.resumed_from == 2
+    assert [r["epoch"] for r in history.rows] == [0, 1, 2, 3, 4]
+    assert _without(history.rows) == _without(whole.rows)
