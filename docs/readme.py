@@ -516,6 +516,13 @@ def _register_mnist_table() -> None:
 _register_mnist_table()
 
 
+@fact("mnist-table.55k.nets-beating", MNIST_TABLE["55k"])
+def _(ran: Ran) -> str:
+    networks = [row for row in metrics(ran.run_folder) if row["method"].startswith("mlp-")]
+    beating = sum(float(r["test_error"]) < float(r["published_error"]) for r in networks)
+    return f"{beating} of the {len(networks)} networks"
+
+
 # -- jobs: one per command (or block) --------------------------------------------------------
 
 

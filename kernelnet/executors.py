@@ -761,8 +761,10 @@ class DaskExecutor:
         run: RunDir,
         progress: StepProgress | None = None,
     ) -> Iterator[CellResult]:
-        """The cells' results as they finish; the connection this executor made is closed
-        when the run ends, however it ends (an executor serves one run)."""
+        """The cells' results as they finish. A run may call this once per round (a
+        successive-halving search); the connection this executor made is closed when the
+        run ends (the runner calls :meth:`close`) or when a round fails or is interrupted
+        (an executor serves one run)."""
         from distributed import as_completed
 
         client = self._connected()
@@ -785,6 +787,5 @@ class DaskExecutor:
         except BaseException:
             with contextlib.suppress(Exception):
                 client.cancel(list(futures))
-            raise
-        finally:
             self.close()
+            raise

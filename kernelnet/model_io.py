@@ -31,6 +31,9 @@ MODEL_JSON_DEPTH = 16  # a saved model nests 5 deep; anything far deeper is not 
 _ARRAY, _FLOAT = "$array", "$float"  # cell_store.encode's markers
 _DOCUMENT_KEYS = ("format", "estimator", "params", "state")
 _UNSAVED_PARAMS = ("random_state",)  # a Generator given as random_state is not saved
+# Parameters an estimator gained after models were saved without them: absent, a saved model
+# is read with the default, which is what every model saved before had.
+_ADDED_LATER = {"LinearSVM": ("update",)}
 
 
 def _classes() -> dict[str, type]:
@@ -263,7 +266,8 @@ def _read(folder: Path, root: Path) -> tuple[Any, dict[str, np.ndarray]]:
 def _params(cls: type, params: Any, file: Path) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ModelError(f"{file}: params: expected a JSON object, got {_kind(params)}")
-    expected = [n for n in cls._param_names() if n in params or n not in _UNSAVED_PARAMS]
+    optional = (*_UNSAVED_PARAMS, *_ADDED_LATER.get(cls.__name__, ()))
+    expected = [n for n in cls._param_names() if n in params or n not in optional]
     problem = _keys_problem(params, expected, unknown="unknown")
     if problem:
         raise ModelError(f"{file}: params: {problem} for {cls.__name__}")

@@ -498,6 +498,27 @@ def execute(
     runs_dir = Path(runs_dir)
     argv = list(sys.argv if argv is None else argv)
     executor = executor or SerialExecutor()
+    try:
+        return _execute(
+            experiment, resolved, runs_dir, argv, progress, executor, resume, force, max_cells
+        )
+    finally:
+        close = getattr(executor, "close", None)  # a Dask connection serves one run
+        if close is not None:
+            close()
+
+
+def _execute(
+    experiment: Experiment,
+    resolved: dict[str, Any],
+    runs_dir: Path,
+    argv: list[str],
+    progress: Progress | None,
+    executor: Executor,
+    resume: RunDir | None,
+    force: bool,
+    max_cells: int,
+) -> RunOutcome:
     with interruptible(resume.path if resume else None):
         plan = Plan(experiment.schema, resolved, expand(experiment.schema, resolved, max_cells))
         cells = plan.first()

@@ -149,11 +149,14 @@ def _axes(grid: dict[str, Any], where: str) -> tuple[list[Axis], list[dict[str, 
     return axes, cells
 
 
-def _last_rows(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+def _last_rows(rows: list[dict[str, str]], metric: str | None = None) -> dict[str, dict[str, str]]:
     """One metrics row per cell: the row of its largest epoch, or its last row when the rows
-    have no epoch."""
+    have no epoch; with ``metric``, among the rows that have a number in it (knn's test
+    accuracy and CV score sit on the chosen k's row only)."""
     chosen: dict[str, dict[str, str]] = {}
     for row in rows:
+        if metric is not None and math.isnan(_number(row.get(metric, ""))):
+            continue
         cell = row.get("cell", "")
         previous = chosen.get(cell)
         # NaN (no epoch) compares False: the later row stands
@@ -201,9 +204,8 @@ def load_sweep(run: RunDir, metric: str | None = None) -> Sweep:
     rows = run.read_metrics()
     if not rows:
         raise SweepPlotError(f"{name}: metrics.csv has no rows; nothing to plot")
-    last = _last_rows(rows)
     experiment = str(run.manifest.get("experiment", ""))
-    numeric = metric_columns(list(last.values()), axes)
+    numeric = metric_columns(rows, axes)
     columns = list(dict.fromkeys(column for row in rows for column in row))
     if metric is None:
         metric = default_metric(experiment, numeric)
@@ -215,6 +217,7 @@ def load_sweep(run: RunDir, metric: str | None = None) -> Sweep:
             f"--metric {metric!r} {what}; the metrics are: {', '.join(numeric) or '(none)'}"
         )
     spread_column = _spread_column(metric, numeric)
+    last = _last_rows(rows, metric)
     ids = [c["id"] for c in cells]
     values = np.array([_number(last.get(i, {}).get(metric, "")) for i in ids])
     if not np.isfinite(values).any():

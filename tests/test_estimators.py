@@ -47,6 +47,28 @@ def test_linear_svm_is_the_primal_gradient_descent():
     assert model.score(split.X_test, split.y_test) > 0.9
 
 
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_a_coordinate_linear_svm_is_primals_coordinate_descent(batch_size):
+    """update="coordinate" reaches the descent: the coef is primal's coordinate path (full
+    batch, and minibatches in the order random_state=4 draws), not its simultaneous one."""
+    split = load_binary("iris_binary")
+    model = kernelnet.LinearSVM(
+        C=5, learning_rate=1e-3, epochs=30, batch_size=batch_size, update="coordinate",
+        random_state=4,
+    ).fit(split.X_train, split.y_train)  # fmt: skip
+    rule = {"batch_size": batch_size, "rng": np.random.default_rng(4)}
+    fit = fit_gradient_descent(
+        split.X_train, split.y_train, 5.0, 1e-3, 30, update="coordinate", **rule
+    )
+    np.testing.assert_array_equal(model.coef_, fit.w)
+    assert model.intercept_ == fit.b
+    rule["rng"] = np.random.default_rng(4)
+    simultaneous = fit_gradient_descent(split.X_train, split.y_train, 5.0, 1e-3, 30, **rule)
+    assert not np.allclose(model.coef_, simultaneous.w, rtol=1e-6, atol=0)  # it can fail
+    assert model.get_params()["update"] == "coordinate"
+    assert kernelnet.LinearSVM().update == "simultaneous"
+
+
 def test_mlp_learns_digits_reproducibly_and_reports_divergence():
     digits = load_digits()
     X, y = digits.data / 16, digits.target

@@ -27,14 +27,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+NOTE_WIDTH = 100  # a table's note wraps here, not at a narrow table's edge
+
+
 def rich_table(table: Table) -> RichTable:
-    """Cells, titles and notes are shown literally (``[x>0]`` is not rich markup)."""
+    """Cells and titles are shown literally (``[x>0]`` is not rich markup); the note is
+    printed under the table by :func:`print_tables`."""
     shown = RichTable(
         title=escape(table.title),
-        caption=escape(table.note) if table.note else None,
         box=box.SIMPLE_HEAVY,
         title_style="bold",
-        caption_justify="left",
         min_width=min(len(table.title) + 4, 120),  # a title never wraps above a narrow table
     )
     for index, column in enumerate(table.columns):
@@ -52,8 +54,15 @@ def say(label: str, style: str, message: str) -> None:
 
 
 def print_tables(tables: list[Table], console: Console) -> None:
+    """Each table, then its note as a paragraph as wide as the table or NOTE_WIDTH columns,
+    whichever is wider (a note under a three-column table does not wrap every few words)."""
     for table in tables:
-        console.print(rich_table(table))
+        shown = rich_table(table)
+        console.print(shown)
+        if table.note:
+            width = max(console.measure(shown).maximum, NOTE_WIDTH)
+            console.print(Text(table.note), width=min(width, console.width))
+            console.print()
 
 
 class _OneLine(logging.Formatter):

@@ -1,4 +1,11 @@
-"""``svm-primal``: soft-margin SVM by gradient descent, swept over training length."""
+"""``svm-primal``: soft-margin SVM by gradient descent, swept over training length.
+
+With ``cv.folds`` = k > 0 each cell is also cross-validated on the training set: the cell's
+descent (its C and class weights, learning rate, epochs, method, schedule and update) is run
+from zero on each fold's training part and scored by accuracy on the held-out fold. The
+folds come from the run seed and the training data (:mod:`kernelnet.cv`), so every cell of
+a grid is scored on the same folds; the test set is scored once, by the full fit as before.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,19 @@ import numpy as np
 
 from kernelnet import plotting
 from kernelnet.config import Cell, format_value, param
+from kernelnet.cv import (
+    CVSection,
+    check_folds,
+    cv_artifacts,
+    cv_columns,
+    cv_report,
+    fold_rng,
+    score_folds,
+    stratified_folds,
+)
 from kernelnet.data.registry import (
     DATASET_HELP,
+    BinarySplit,
     DataFileOptions,
     load_binary_data,
 )
@@ -34,7 +52,13 @@ from kernelnet.footprint import check_memory
 from kernelnet.model_io import save_model
 from kernelnet.nn.trainer import EXPLODE_FACTOR
 from kernelnet.svm.linear import LinearSVM
-from kernelnet.svm.primal import SCHEDULES, descent_path, predict
+from kernelnet.svm.primal import (
+    SCHEDULES,
+    UPDATES,
+    descent_path,
+    fit_gradient_descent,
+    predict,
+)
 from kernelnet.tables import Table, number, percent
 
 if TYPE_CHECKING:
@@ -61,6 +85,12 @@ class PrimalSVM:
     batch_size: int = param(1, ge=1, help="minibatch size for method: stochastic")
     schedule: str = param("constant", choices=SCHEDULES, help="learning-rate schedule per epoch")
     decay: float = param(0.0, ge=0, help="inverse: lr/(1+decay*e); exponential: lr*decay^e")
+    update: str = param(
+        "simultaneous",
+        choices=UPDATES,
+        help="simultaneous: both gradients at (w, b), as the assignment's Algorithm 1; "
+        "coordinate: b's gradient at the updated w (coordinate descent)",
+    )
     positive_weight: float = param(1.0, gt=0, help="C multiplier for the +1 class")
     negative_weight: float = param(1.0, gt=0, help="C multiplier for the -1 class")
 
@@ -69,6 +99,9 @@ class PrimalSVM:
 class SvmPrimalConfig(ExperimentConfig):
     data: PrimalData = field(default_factory=PrimalData)
     svm: PrimalSVM = field(default_factory=PrimalSVM)
+    # Left out of the cell digest (outcome=False) so existing cells keep their seeds and
+    # stored results; the report refuses cells stored without the CV it asks for.
+    cv: CVSection = param(default_factory=CVSection, outcome=False)
 
 
 # The trajectory is followed in blocks of epochs: the (w, b) of up to a block's epochs are
@@ -160,6 +193,7 @@ def linear_svm(svm: PrimalSVM, fit, split) -> LinearSVM:
         batch_size=None if svm.method == "batch" else svm.batch_size,
         schedule=svm.schedule,
         decay=svm.decay,
+        update=svm.update,
     )
     model._set_state(
         {
@@ -191,10 +225,15 @@ def check_divergence(
         )
 
 
+def sample_costs(svm: PrimalSVM, y: np.ndarray) -> np.ndarray:
+    """C_i of each sample of ``y`` (n,) in {-1, +1}: C times its class's weight."""
+    return svm.C * np.where(y > 0, svm.positive_weight, svm.negative_weight)
+
+
 def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
     split = load_binary_data(config.data, config.seed)
     svm = config.svm
-    costs = svm.C * np.where(split.y_train > 0, svm.positive_weight, svm.negative_weight)
+    costs = sample_costs(svm, split.y_train)
     path = descent_path(
         split.X_train,
         split.y_train,
@@ -205,6 +244,7 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
         schedule=svm.schedule,
         decay=svm.decay,
         rng=ctx.rng,
+        update=svm.update,
     )
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by follow()
         fit = follow(path, split, costs, svm.epochs, svm.learning_rate)
@@ -235,7 +275,54 @@ def run_cell(config: SvmPrimalConfig, ctx: CellContext) -> CellOutput:
     }
     if fit.w.size > PRINTED_WEIGHTS:
         artifacts["largest_weights"] = largest_weights(fit.w)
+    if config.cv.folds:  # after the full fit, which so draws what it draws with CV off
+        scores = cross_validate(config, split, ctx.rng)
+        row |= cv_columns(scores)
+        artifacts |= cv_artifacts(scores)
     return CellOutput([row], artifacts)
+
+
+def cross_validate(
+    config: SvmPrimalConfig, split: BinarySplit, rng: np.random.Generator
+) -> np.ndarray:
+    """Fold accuracies, shape (cv.folds,), of the cell's descent run from w = 0, b = 0 on
+    each fold's training part (each sample keeps its C_i). The folds come from the run seed
+    and the training data (the same for every cell); fold ``f``'s minibatch order from the
+    ``f``-th Generator spawned from the cell's, so a fold's fit does not depend on the
+    others'. A fold whose weights stop being finite is divergence, as for the full fit."""
+    svm = config.svm
+    X, y = split.X_train, split.y_train
+    folds = stratified_folds(y, config.cv.folds, fold_rng(config.seed, X, y))
+    costs = sample_costs(svm, y)
+    # (fold number, its Generator), taken in turn: score_folds fits the folds in order
+    fold_generators = iter(enumerate(rng.spawn(len(folds)), start=1))
+
+    def fit_and_score(train: np.ndarray, test: np.ndarray) -> float:
+        number, generator = next(fold_generators)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is said below
+            fit = fit_gradient_descent(
+                X[train],
+                y[train],
+                costs[train],
+                svm.learning_rate,
+                svm.epochs,
+                batch_size=None if svm.method == "batch" else svm.batch_size,
+                schedule=svm.schedule,
+                decay=svm.decay,
+                rng=generator,
+                history=False,
+                update=svm.update,
+            )
+        if not (np.isfinite(fit.w).all() and np.isfinite(fit.b)):
+            raise Diverged(
+                f"the weights stopped being finite training on cross-validation fold {number} "
+                f"of {len(folds)} with learning rate {svm.learning_rate:g}; "
+                "try a lower learning rate",
+                {"fold": number, "lr": svm.learning_rate},
+            )
+        return float(np.mean(predict(fit.w, fit.b, X[test]) == y[test]))
+
+    return score_folds(folds, fit_and_score)
 
 
 def largest_weights(w: np.ndarray, count: int = LARGEST_WEIGHTS) -> list[list[float]]:
@@ -256,6 +343,8 @@ def preflight(cells: list[Cell]) -> None:
             primal_bytes(epochs, split.n_features, len(split.y_train), len(split.y_test)),
             "use fewer svm.epochs",
         )
+        if cell.config.cv.folds:
+            check_folds(split.y_train, cell.config.cv.folds, where("svm-primal", cell, cells))
 
 
 def _row_weights(row: dict) -> list[float]:
@@ -287,10 +376,12 @@ def _weights_text(result: CellResult, params_file: str) -> str:
 
 def _title(config: dict, setting: str) -> str:
     svm = config["svm"]
+    # a swept update is named by the setting; one coordinate-descent run by the title
+    coordinate = ", coordinate descent" if svm.get("update") == "coordinate" else ""
     return (
         f"Primal soft-margin SVM on {format_value(config['data']['dataset'])} "
         f"(C={format_value(svm['C'])}, learning rate {format_value(svm['learning_rate'])}, "
-        f"{svm['method']})" + (f" — {setting}" if setting else "")
+        f"{svm['method']}{coordinate})" + (f" — {setting}" if setting else "")
     )
 
 
@@ -347,6 +438,24 @@ def report(ctx: ReportContext) -> Report:
             np.array([_row_weights(r.row) for r in done]),
             np.array([r.row["b"] for r in done]),
         )
+    for setting, members in group_cells(ctx.results, ("epochs", "update")).items():
+        pair = _update_pair(members)
+        if pair is None:
+            continue
+        tables.append(_comparison_table(ctx.config, setting, *pair))
+        simultaneous, coordinate = (max(p, key=lambda r: r.row["epochs"]) for p in pair)
+        ctx.save_figure(
+            f"update_comparison{figure_suffix(setting)}",
+            update_comparison,
+            np.asarray(simultaneous.artifacts["objective"]),
+            np.asarray(coordinate.artifacts["objective"]),
+            _comparison_title(ctx.config, setting),
+        )
+    # the test score of a cell is its row's: its artifact of that name is the per-epoch curve
+    cv_tables, cv_summary = cv_report(
+        ctx.results, ctx.config, "test_accuracy", "test acc %", test_in_row=True
+    )
+    tables += cv_tables
     done = ctx.completed
     summary = {}
     if done:
@@ -363,7 +472,88 @@ def report(ctx: ReportContext) -> Report:
             "best_test_accuracy": best.row["test_accuracy"],
             "best_cell": best.cell.id,
         }
-    return Report(tables, summary)
+    return Report(tables, summary | cv_summary)
+
+
+def _update_pair(members: list[CellResult]):
+    """(simultaneous cells, coordinate-descent cells) of one group, each of the epochs the
+    other has too, or None unless both updates completed for some epochs."""
+    by_update: dict[str, dict[int, CellResult]] = {u: {} for u in UPDATES}
+    for result in members:
+        if result.ok:
+            by_update[result.cell.config.svm.update][result.row["epochs"]] = result
+    common = sorted(set(by_update["simultaneous"]) & set(by_update["coordinate"]))
+    if not common:
+        return None
+    return tuple([by_update[u][e] for e in common] for u in UPDATES)
+
+
+def _comparison_title(config: dict, setting: str) -> str:
+    return _title(config, setting).replace(
+        "Primal soft-margin SVM", "Simultaneous update against coordinate descent", 1
+    )
+
+
+def _comparison_table(
+    config: dict, setting: str, simultaneous: list[CellResult], coordinate: list[CellResult]
+) -> Table:
+    """One row per epochs value: E(w, b), b and test accuracy under each update."""
+    rows = [
+        [
+            str(s.row["epochs"]),
+            number(s.row["objective"], 6),
+            number(c.row["objective"], 6),
+            f"{c.row['objective'] - s.row['objective']:+.6g}",
+            f"{s.row['b']:+.4f}",
+            f"{c.row['b']:+.4f}",
+            percent(s.row["test_accuracy"]),
+            percent(c.row["test_accuracy"]),
+        ]
+        for s, c in zip(simultaneous, coordinate)
+    ]
+    columns = [
+        "epochs",
+        "E sim.",
+        "E coord.",
+        "E coord. - E sim.",
+        "b sim.",
+        "b coord.",
+        "test % sim.",
+        "test % coord.",
+    ]
+    return Table(
+        _comparison_title(config, setting),
+        columns,
+        rows,
+        note="sim.: both gradients at (w, b), Algorithm 1; coord.: coordinate descent, b's "
+        "gradient at the updated w. Both start at w = 0, b = 0 and take the same first w "
+        "step; E is the objective E(w, b) after that many epochs.",
+        align=["right"] * len(columns),
+    )
+
+
+def update_comparison(simultaneous: np.ndarray, coordinate: np.ndarray, title: str) -> Figure:
+    """E(w, b) per epoch under both updates (left, log scale) and their difference
+    E(coordinate) - E(simultaneous) (right); epoch 0 is the shared start."""
+    figure = plotting.figure((11, 4.2))
+    left, right = figure.subplots(1, 2)
+    left.plot(np.arange(simultaneous.size), simultaneous, color="#333333", lw=1.8,
+              label="simultaneous (Algorithm 1)")  # fmt: skip
+    left.plot(np.arange(coordinate.size), coordinate, color="#e6550d", lw=1.4, ls="--",
+              label="coordinate descent")  # fmt: skip
+    left.set(xlabel="epoch", ylabel="E(w, b)", title="Training objective", yscale="log")
+    left.legend(frameon=False, loc="upper right")
+    length = min(simultaneous.size, coordinate.size)
+    difference = coordinate[:length] - simultaneous[:length]
+    right.plot(np.arange(length), difference, color="#3182bd", lw=1.6)
+    right.axhline(0, color="black", lw=0.8)
+    # symlog: the spikes (one run's objective jumping while the other's does not) and the
+    # small steady gap between them are both readable
+    right.set_yscale("symlog", linthresh=0.1)
+    right.set(xlabel="epoch", ylabel="E(coordinate) - E(simultaneous)", title="Difference")
+    plotting.tidy(left, right)
+    figure.suptitle(title)
+    return figure
 
 
 def primal_history(

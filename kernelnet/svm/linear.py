@@ -1,6 +1,8 @@
 """``kernelnet.LinearSVM``: the primal soft-margin SVM trained by gradient descent on the
 hinge loss (:func:`kernelnet.svm.primal.fit_gradient_descent`), with scikit-learn's
-estimator API. Two classes; the smaller label is -1."""
+estimator API. Two classes; the smaller label is -1. ``update`` picks the step rule:
+``simultaneous`` (both gradients at (w, b), the assignment's Algorithm 1) or
+``coordinate`` (b's gradient at the already updated w; see :mod:`kernelnet.svm.primal`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from kernelnet.estimator_base import (
     validate,
 )
 from kernelnet.seeding import estimator_rng
-from kernelnet.svm.primal import SCHEDULES, fit_gradient_descent
+from kernelnet.svm.primal import SCHEDULES, UPDATES, fit_gradient_descent
 
 
 class LinearSVM(ClassifierMixin, BaseEstimator):
@@ -37,6 +39,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "schedule": [StrOptions(SCHEDULES)],
         "decay": [Interval(Real, 0, None, closed="left")],
+        "update": [StrOptions(UPDATES)],
         "random_state": ["random_state"],
     }
 
@@ -49,6 +52,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         schedule: str = "constant",
         decay: float = 0.0,
         random_state=None,
+        update: str = "simultaneous",
     ):
         self.C = C
         self.learning_rate = learning_rate
@@ -57,6 +61,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
         self.schedule = schedule
         self.decay = decay
         self.random_state = random_state
+        self.update = update
 
     def fit(self, X, y=None):
         self._validate_params()
@@ -81,6 +86,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
                 decay=float(self.decay),
                 rng=estimator_rng(self.random_state),
                 history=False,  # only the final weights are used
+                update=self.update,
             )
         if not (np.isfinite(fit.w).all() and np.isfinite(fit.b)):
             raise Diverged(
