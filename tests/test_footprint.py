@@ -128,12 +128,15 @@ def test_kernel_table_checks_its_psd_on_a_subset_beyond_the_bound(tmp_path, monk
     assert "λmin of the Gram matrix of 20 training samples" in (run.path / "metrics.md").read_text()
 
 
-def test_auto_takes_smo_beyond_cvxopts_bounds_and_the_row_says_so(tmp_path, monkeypatch):
+def test_auto_never_meets_cvxopts_bounds_and_the_row_says_which_solver_ran(
+    tmp_path, monkeypatch
+):
+    """auto is the working-set solver at every size (kernel rows on demand, no QP), so
+    cvxopt's bound never refuses it; the row names the solver that ran."""
     monkeypatch.setenv("KERNELNET_CVXOPT_MAX_N", "10")
     overrides = {"data.dataset": "moons", "kernel.name": "rbf", "solver.name": "auto"}
     run = kernelnet.run("kernel-table", overrides={**overrides, "plots": False}, runs_dir=tmp_path)
-    assert run.status == "complete" and run.metrics[0]["solver"] == "smo"
-    assert "solver auto: SMO for 60 samples" in (run.path / "log.txt").read_text()
+    assert run.status == "complete" and run.metrics[0]["solver"] == "workingset"
 
 
 # -- the cvxopt estimate in the library -----------------------------------------------------
@@ -154,7 +157,7 @@ def test_cvxopt_refusal_comes_before_the_gram_matrix(monkeypatch):
     with pytest.raises(ResourceError, match="solver cvxopt on 60 samples"):
         KernelSVM(solver="cvxopt").fit(X, y)
     assert BinaryKernelSVM(RBF(0.5), solver="smo").fit(X, y).solver_.status == "optimal"
-    # auto takes SMO beyond cvxopt's bounds: never a refusal
+    # auto is never refused: beyond cvxopt's bounds BinaryKernelSVM takes SMO
     assert BinaryKernelSVM(RBF(0.5), solver="auto").fit(X, y).solver_.solver == "smo"
     assert KernelSVM(solver="auto").fit(X, y).score(X, y) > 0.9
 

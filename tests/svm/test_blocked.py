@@ -97,11 +97,12 @@ def test_class_blocks_are_the_kernel_and_stay_within_their_bound():
     assert blocks.computed > 3  # the bound evicted a block, which is computed again
 
 
-def test_auto_picks_the_blocked_solver_while_the_pairs_gram_fits():
-    groups = [np.arange(700), np.arange(700, 1400)]
-    assert KernelSVM(solver="auto", cache_size=500)._solver(groups) == "blocked"
-    assert KernelSVM(solver="auto", cache_size=1)._solver(groups) == "smo"
-    assert KernelSVM(solver="auto")._solver([np.arange(400), np.arange(400, 800)]) == "cvxopt"
+def test_auto_is_the_working_set_solver_at_every_size_and_blocked_keeps_its_name():
+    for n in (50, 400, 700, 20_000):
+        groups = [np.arange(n), np.arange(n, 2 * n)]
+        assert KernelSVM(solver="auto")._solver(groups) == "workingset"
+        assert KernelSVM(solver="auto", cache_size=1)._solver(groups) == "workingset"
+        assert KernelSVM(solver="blocked")._solver(groups) == "blocked"
     with pytest.raises(ValueError, match="The 'solver' parameter of KernelSVM must be a str among"):
         KernelSVM(solver="fast").fit(np.zeros((4, 2)), [0, 0, 1, 1])
 
