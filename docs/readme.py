@@ -115,8 +115,16 @@ def configs_folder() -> Path:
 
 
 def expand(command: str) -> list[str]:
-    """A README command as words, ``{configs}`` standing for the shipped configs."""
-    return shlex.split(command.replace("{configs}", str(configs_folder())), comments=True)
+    """A README command as words (a ``#`` comment dropped)."""
+    return shlex.split(command, comments=True)
+
+
+def job_folder(workdir: Path) -> Path:
+    """A fresh folder to run commands in, holding the shipped configs as ``configs/`` (as a
+    checkout does), so a README command can say ``--config configs/mnist-deep.yaml``."""
+    folder = Path(tempfile.mkdtemp(dir=workdir))
+    shutil.copytree(configs_folder(), folder / "configs")
+    return folder
 
 
 # -- setups: what a block's folder holds before its commands run ------------------------------
@@ -472,7 +480,7 @@ def _(ran: Ran) -> str:
     return sci(summary(ran.run_folder)["linear_max_second_difference"], 0)
 
 
-DEEP = "kernelnet mnist --config {configs}/mnist-deep.yaml"
+DEEP = "kernelnet mnist --config configs/mnist-deep.yaml --no-plots"
 
 
 @fact("mnist-deep.test", DEEP)
@@ -563,14 +571,13 @@ def run_job(job: Job, readme: Readme, workdir: Path) -> Outcome:
     outcome = Outcome()
     single: Ran | None = None
     for block in job.blocks:
-        folder = Path(tempfile.mkdtemp(dir=workdir))
-        produced = run_block(block, folder)
+        produced = run_block(block, job_folder(workdir))
         outcome.problems += block_problems(block, produced)
         outcome.block_bodies[block.start] = block_text(produced)
         if len(produced) == 1:
             single = produced[0][2]
     if single is None and (job.figures or job.facts):
-        single = run(expand(job.key), Path(tempfile.mkdtemp(dir=workdir)))
+        single = run(expand(job.key), job_folder(workdir))
     for figure in job.figures:
         produced_image = single.run_folder / figure.source
         if not produced_image.is_file():
