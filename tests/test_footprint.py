@@ -128,9 +128,7 @@ def test_kernel_table_checks_its_psd_on_a_subset_beyond_the_bound(tmp_path, monk
     assert "λmin of the Gram matrix of 20 training samples" in (run.path / "metrics.md").read_text()
 
 
-def test_auto_never_meets_cvxopts_bounds_and_the_row_says_which_solver_ran(
-    tmp_path, monkeypatch
-):
+def test_auto_never_meets_cvxopts_bounds_and_the_row_says_which_solver_ran(tmp_path, monkeypatch):
     """auto is the working-set solver at every size (kernel rows on demand, no QP), so
     cvxopt's bound never refuses it; the row names the solver that ran."""
     monkeypatch.setenv("KERNELNET_CVXOPT_MAX_N", "10")
