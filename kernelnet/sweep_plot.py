@@ -15,7 +15,8 @@ the steps between neighbours' logarithms within a factor 1.5 of each other (0.1,
 2^-5 ... 2^15; 0.1, 0.25, ..., 10). Other values (names, lists) are evenly spaced, in grid
 order. The best cell is marked with a star: the largest value, or the smallest for a metric
 whose name says it is an error, a loss or a time (``error``, ``loss``, ``seconds``); a tie
-goes to the first cell in grid order.
+goes to the smaller spread where the run has one (``cv_std``: the rule of the run's summary),
+then to the first cell in grid order.
 
 The data come from the run's grid.json (the cells and their swept values, in grid order) and
 metrics.csv (one row per cell, or per cell and epoch: then the row of the cell's last epoch).
@@ -99,9 +100,20 @@ class Sweep:
 
     @property
     def best(self) -> int:
-        """Index of the best cell (first in grid order among equals)."""
-        finite = np.where(np.isfinite(self.values), self.values, np.nan)
-        return int(np.nanargmin(finite) if self.lower_is_better else np.nanargmax(finite))
+        """Index of the best cell; among equal values the smaller spread (where the run has
+        one: the cell :func:`kernelnet.cv.best_by_cv` names in the summary, when many cells
+        of a C x gamma grid tie), then the first in grid order."""
+        sign = 1.0 if self.lower_is_better else -1.0
+
+        def rank(index: int) -> tuple[float, float, int]:
+            spread = math.nan if self.spread is None else float(self.spread[index])
+            return (
+                sign * float(self.values[index]),
+                spread if math.isfinite(spread) else math.inf,
+                index,
+            )
+
+        return min(np.flatnonzero(np.isfinite(self.values)).tolist(), key=rank)
 
 
 def _is_number(value: Any) -> bool:
@@ -246,8 +258,15 @@ def _shown(value: Any) -> str:
     return format_value(list(value) if isinstance(value, tuple) else value)
 
 
-def _annotation(value: float) -> str:
-    return "—" if not math.isfinite(value) else f"{value:.3g}"
+def _annotation(value: float, sweep: Sweep) -> str:
+    """A value's text: three decimals when every value of the sweep is a fraction (an
+    accuracy: 0.940 beside 0.941 reads as the same precision, where 3 significant digits
+    would print 0.94), else three significant digits."""
+    if not math.isfinite(value):
+        return "—"
+    finite = sweep.values[np.isfinite(sweep.values)]
+    fractions = bool(np.all((finite >= 0) & (finite <= 1)))
+    return f"{value:.3f}" if fractions else f"{value:.3g}"
 
 
 def _positions(axis: Axis) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +334,7 @@ def _line(axes: Axes, sweep: Sweep) -> None:
                         markeredgecolor="black", zorder=5, label="best")  # fmt: skip
     star.set_gid(BEST_GID)
     axes.annotate(
-        f"best {_annotation(sweep.values[best])}", (x[best], sweep.values[best]),
+        f"best {_annotation(sweep.values[best], sweep)}", (x[best], sweep.values[best]),
         textcoords="offset points", xytext=(10, 8), ha="left", fontsize="small",
     )  # fmt: skip
     _set_ticks(axes, axis, "x")
@@ -350,7 +369,7 @@ def _heat_map(
             value = grid[i, j]
             dark = math.isfinite(value) and (value < middle) != sweep.lower_is_better
             axes.text(
-                x_centres[j], y_centres[i], _annotation(value), ha="center", va="center",
+                x_centres[j], y_centres[i], _annotation(value, sweep), ha="center", va="center",
                 fontsize="x-small", color="white" if dark else "black",
             )  # fmt: skip
     best = sweep.best
@@ -390,11 +409,23 @@ def _panels(sweep: Sweep) -> list[tuple[str, list[int]]]:
     ]
 
 
+def _best_point(sweep: Sweep) -> str:
+    """The best cell's id, and its values as the ticks show them where they differ (2^k for
+    libsvm's C and gamma: "gamma=0.03125,C=2 (gamma 2^-5, C 2^1)")."""
+    shown = []
+    for axis, value in zip(sweep.axes, sweep.points[sweep.best]):
+        tick = _tick_labels(axis)[axis.values.index(value)]
+        if tick != _shown(value):
+            shown.append(f"{axis.label} {tick}")
+    cell = sweep.cells[sweep.best]
+    return f"{cell} ({', '.join(shown)})" if shown else cell
+
+
 def draw(sweep: Sweep) -> Figure:
     """The figure of a sweep (see the module docstring for its kind)."""
     direction = "lower is better" if sweep.lower_is_better else "higher is better"
     title = f"{sweep.metric} ({direction})\n{sweep.experiment or 'run'} {sweep.run_name}"
-    best_text = f"best: {sweep.cells[sweep.best]}, {_annotation(sweep.values[sweep.best])}"
+    best_text = f"best: {_best_point(sweep)}, {_annotation(sweep.values[sweep.best], sweep)}"
     if len(sweep.axes) == 1:
         fig = plotting.figure((max(5.0, 0.6 * len(sweep.axes[0].values) + 2), 4.0))
         _line(fig.subplots(), sweep)

@@ -125,7 +125,7 @@ def test_two_axes_are_a_heat_map_with_every_value_annotated_and_the_best_framed(
     texts = {(round(t.get_position()[0], 9), round(t.get_position()[1], 9)): t.get_text()
              for t in axes.texts}  # fmt: skip
     assert len(texts) == len(gammas) * len(Cs)
-    assert texts[(16.0, 0.5)] == f"{expected.max():.3g}"
+    assert texts[(16.0, 0.5)] == f"{expected.max():.3f}"  # fractions: three decimals
     (frame,) = artist(figure, BEST_GID)
     x0, y0 = frame.get_xy()
     assert x0 < 16.0 < x0 + frame.get_width() and y0 < 0.5 < y0 + frame.get_height()
@@ -134,6 +134,39 @@ def test_two_axes_are_a_heat_map_with_every_value_annotated_and_the_best_framed(
         "$2^{-2}$", "$2^{0}$", "$2^{2}$", "$2^{4}$", "$2^{6}$"
     ]  # fmt: skip
     assert [t.get_text() for t in axes.get_yticklabels()][0] == "$2^{3}$"  # gammas' order
+
+
+def test_tied_cv_means_mark_the_smaller_spread_the_cell_the_summary_names(tmp_path):
+    """Many cells of a C x gamma grid tie (every C past the one where no alpha reaches C
+    gives the same model): the frame goes where kernelnet.cv.best_by_cv puts the summary's
+    best (larger mean, then smaller std, then grid order), not on the first of the tie."""
+    from types import SimpleNamespace
+
+    from kernelnet.cv import best_by_cv
+
+    gammas, Cs = [0.5, 0.125], [1.0, 4.0, 16.0]
+    spreads = {(0.125, 4.0): 0.03, (0.125, 16.0): 0.01, (0.5, 16.0): 0.02}
+
+    def score(p):
+        key = (p["gamma"], p["C"])
+        return {"cv_mean": 0.9 if key in spreads else 0.8, "cv_std": spreads.get(key, 0.0)}
+
+    axes = {"gamma": ("kernel.gamma", gammas), "C": ("svm.C", Cs)}
+    run = make_run(tmp_path / "r", axes, score)
+    sweep = load_sweep(run)
+    assert sweep.cells[sweep.best] == "gamma=0.125,C=16.0"
+    results = [
+        SimpleNamespace(ok=True, rows=[score(dict(zip(("gamma", "C"), point)))], cell=cell)
+        for cell, point in zip(sweep.cells, sweep.points)
+    ]
+    assert best_by_cv(results).cell == sweep.cells[sweep.best]
+    (frame,) = artist(draw(sweep), BEST_GID)
+    x0, y0 = frame.get_xy()
+    assert x0 < 16.0 < x0 + frame.get_width() and y0 < 0.125 < y0 + frame.get_height()
+    # without a spread column, the first in grid order among equals
+    run = make_run(tmp_path / "s", axes, lambda p: {"test_accuracy": score(p)["cv_mean"]})
+    sweep = load_sweep(run)
+    assert sweep.spread is None and sweep.cells[sweep.best] == "gamma=0.5,C=16.0"
 
 
 def test_an_error_metric_marks_its_smallest_value(tmp_path):
@@ -150,6 +183,8 @@ def test_an_error_metric_marks_its_smallest_value(tmp_path):
     assert list(best.get_xdata()) == [2.0] and list(best.get_ydata()) == [1.5]
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert labels == ["knn", "linear", "rbf-svm"]
+    # values that are not fractions (a percentage) keep three significant digits
+    assert [t.get_text() for t in figure.axes[0].texts] == ["best 1.5"]
 
 
 def test_three_axes_are_small_multiples_one_heat_map_per_further_value(tmp_path):
