@@ -320,14 +320,21 @@ def preflight(cells) -> None:
         parse_architecture(cell.config.fit.architecture)
 
 
-def fit_grid(results, setting: str = "") -> Figure:
-    """Rows: targets; columns: activations; one line per network, the target dashed."""
+def _panels(results):
+    """A figure of panels, one row per target and one column per activation, and a colour
+    per network: what both fit figures are drawn on."""
     targets = list(dict.fromkeys(r.row["target"] for r in results))
     activations = list(dict.fromkeys(r.row["activation"] for r in results))
     nets = list(dict.fromkeys(r.row["architecture"] for r in results))
     shades = dict(zip(nets, plotting.colormap("viridis")(np.linspace(0.1, 0.85, len(nets)))))
     figure = plotting.figure((3.2 * len(activations), 2.6 * len(targets)))
     grid = figure.subplots(len(targets), len(activations), squeeze=False, sharex=True)
+    return figure, grid, targets, activations, shades
+
+
+def fit_grid(results, setting: str = "") -> Figure:
+    """Rows: targets; columns: activations; one line per network, the target dashed."""
+    figure, grid, targets, activations, shades = _panels(results)
     for r in results:
         axes = grid[targets.index(r.row["target"]), activations.index(r.row["activation"])]
         a = r.artifacts
@@ -359,12 +366,7 @@ def training_curves(results, setting: str = "") -> Figure:
     dotted line is the noise variance, the held-out MSE of the noiseless target: a network
     that reaches it has nothing left to learn, one that keeps lowering only its training
     loss below it is fitting the noise."""
-    targets = list(dict.fromkeys(r.row["target"] for r in results))
-    activations = list(dict.fromkeys(r.row["activation"] for r in results))
-    nets = list(dict.fromkeys(r.row["architecture"] for r in results))
-    shades = dict(zip(nets, plotting.colormap("viridis")(np.linspace(0.1, 0.85, len(nets)))))
-    figure = plotting.figure((3.2 * len(activations), 2.6 * len(targets)))
-    grid = figure.subplots(len(targets), len(activations), squeeze=False, sharex=True)
+    figure, grid, targets, activations, shades = _panels(results)
     for r in results:
         axes = grid[targets.index(r.row["target"]), activations.index(r.row["activation"])]
         a, colour = r.artifacts, shades[r.row["architecture"]]

@@ -34,8 +34,31 @@ from kernelnet.nn.layers import ACTIVATIONS
 from kernelnet.nn.losses import LOSSES
 
 
+class _SummedNet:
+    """What the trainer asks of both networks, from their ``params``, ``loss_name``,
+    ``forward`` and ``backward`` (whose result is ``(dX, grads)``)."""
+
+    params: dict[str, np.ndarray]
+    loss_name: str
+
+    def loss(self, X: np.ndarray, y: np.ndarray, train: bool = True, rng=None):
+        out, cache = self.forward(X)
+        loss, dout = LOSSES[self.loss_name](out, y)
+        return loss, self.backward(dout, cache)[1]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for name in self.params:
+            self.params[name][...] = state[name]
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return self.forward(X)[0]
+
+
 @dataclass
-class BranchSumNet:
+class BranchSumNet(_SummedNet):
     branches: int
     activation: str = "tanh"
     loss_name: str = "mse"
@@ -97,27 +120,12 @@ class BranchSumNet:
             dX = dX + d  # every branch reads the input
         return dX, grads
 
-    def loss(self, X: np.ndarray, y: np.ndarray, train: bool = True, rng=None):
-        out, cache = self.forward(X)
-        loss, dout = LOSSES[self.loss_name](out, y)
-        return loss, self.backward(dout, cache)[1]
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for name in self.params:
-            self.params[name][...] = state[name]
-
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return self.forward(X)[0]
-
 
 WIRINGS = ("input", "chain")
 
 
 @dataclass
-class SkipSumNet:
+class SkipSumNet(_SummedNet):
     depth: int  # K: the number of summed affine outputs a_1..a_K
     wiring: str = "input"
     activation: str = "relu"
@@ -186,24 +194,9 @@ class SkipSumNet:
             carried = du if act_cache is None else act_backward(du, act_cache)
         return carried, grads
 
-    def loss(self, X: np.ndarray, y: np.ndarray, train: bool = True, rng=None):
-        out, cache = self.forward(X)
-        loss, dout = LOSSES[self.loss_name](out, y)
-        return loss, self.backward(dout, cache)[1]
-
     def input_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """The assignment's error and its input gradient: MSE = 1/2 sum ||y_pred - y||^2
         over the rows, and dMSE/dX (N, D)."""
         out, cache = self.forward(X)
         diff = out - y
         return 0.5 * float((diff * diff).sum()), self.backward(diff, cache)[0]
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for name in self.params:
-            self.params[name][...] = state[name]
-
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return self.forward(X)[0]
