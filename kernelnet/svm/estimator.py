@@ -247,7 +247,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     def _workers(self, pairs: int) -> int:
         if self.n_jobs is None:
             return 1
-        wanted = os.cpu_count() or 1 if self.n_jobs == -1 else int(self.n_jobs)
+        wanted = (os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs)
         return max(1, min(wanted, pairs))
 
     def _fit_rows(

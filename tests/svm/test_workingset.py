@@ -236,3 +236,14 @@ def test_pairs_in_a_batch_do_not_change_each_others_answer():
         alone = fit_batch(kernel, X, [problem], 1e-3)[0]
         np.testing.assert_array_equal(fit.result.alpha, alone.result.alpha)
         assert fit.bias == alone.bias
+
+
+def test_n_jobs_says_how_many_processes_fit_the_pairs(monkeypatch):
+    """None and 1 fit in this process; N asks for N (never more than there are pairs); -1
+    for every CPU."""
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert KernelSVM(n_jobs=None)._workers(45) == 1
+    assert KernelSVM(n_jobs=1)._workers(45) == 1
+    assert KernelSVM(n_jobs=3)._workers(45) == 3
+    assert KernelSVM(n_jobs=3)._workers(2) == 2
+    assert KernelSVM(n_jobs=-1)._workers(45) == 8
