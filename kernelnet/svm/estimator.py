@@ -298,7 +298,10 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             return
         import multiprocessing
 
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded BLAS
+        # Forked, as the run's worker processes are: a spawned one would import the caller's
+        # __main__ again (a script without an `if __name__ == "__main__"` guard would fit
+        # itself recursively); OpenBLAS shuts its threads down across a fork.
+        context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = _in_order(pool, (arguments(task) for task in tasks), 2 * workers)
             self._gather(X, tasks, kernel, results, progress)
