@@ -247,3 +247,25 @@ def test_n_jobs_says_how_many_processes_fit_the_pairs(monkeypatch):
     assert KernelSVM(n_jobs=3)._workers(45) == 3
     assert KernelSVM(n_jobs=3)._workers(2) == 2
     assert KernelSVM(n_jobs=-1)._workers(45) == 8
+
+
+def test_n_jobs_works_from_a_script_without_a_main_guard(tmp_path):
+    """A user's plain script (no `if __name__ == "__main__":`) fitting with n_jobs=2: the
+    pair workers are forked, never spawned, so the script is not run again in them."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from kernelnet import KernelSVM\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(240, 2)) + np.repeat([[0, 0], [3, 0], [0, 3]], 80, axis=0)\n"
+        "y = np.repeat([0, 1, 2], 80)\n"
+        "print('fitted', KernelSVM(n_jobs=2).fit(X, y).score(X, y) > 0.9)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("fitted True") == 1
