@@ -159,13 +159,10 @@ def cv_artifacts(scores: np.ndarray) -> dict[str, Any]:
 def best_by_cv(results: Sequence[Any]) -> Any | None:
     """The completed cell with the highest ``cv_mean`` (ties: the smaller ``cv_std``, then
     the first in grid order), or None when no completed cell was cross-validated."""
+    from kernelnet.search import ranked  # the one ranking: a search's best is this cell
+
     scored = [r for r in results if r.ok and _cv_row(r) is not None]
-    if not scored:
-        return None
-    return max(
-        enumerate(scored),
-        key=lambda pair: (_cv_row(pair[1])["cv_mean"], -_cv_row(pair[1])["cv_std"], -pair[0]),
-    )[1]
+    return ranked(scored, "cv_mean", "max")[0] if scored else None
 
 
 def _cv_row(result: Any) -> dict[str, Any] | None:

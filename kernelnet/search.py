@@ -80,7 +80,7 @@ def section(resolved: dict[str, Any]) -> SearchSection:
 
 def metric_value(result: CellResult, metric: str) -> float | None:
     """The cell's score: ``metric`` in its last row with one (None: failed, or no score)."""
-    if result.status != "complete":
+    if not result.ok:
         return None
     for row in reversed(result.rows):
         value = row.get(metric)
