@@ -87,6 +87,13 @@ def _load_numeric_libraries() -> None:
         import cvxopt  # noqa: F401
 
 
+def set_threads(threads: int) -> None:
+    """``threads`` threads in every BLAS library loaded now (cvxopt's loaded first)."""
+    _load_numeric_libraries()
+    for blas in loaded():
+        blas.set_threads(threads)
+
+
 @contextlib.contextmanager
 def blas_threads(threads: int) -> Iterator[None]:
     """Run the body with ``threads`` threads in every BLAS library, then restore each
@@ -94,8 +101,7 @@ def blas_threads(threads: int) -> Iterator[None]:
     _load_numeric_libraries()
     libraries = loaded()
     before = [int(blas.get_threads()) for blas in libraries]
-    for blas in libraries:
-        blas.set_threads(threads)
+    set_threads(threads)
     try:
         yield
     finally:

@@ -31,17 +31,26 @@ the other, one pair's float32 copy), the model (every support vector once) and
 ``cache_size``, per process. ``solver="cvxopt"``, ``"smo"`` and ``"blocked"`` are the
 earlier solvers, kept by their names.
 
-``n_jobs`` spreads the one-vs-one pairs over that many worker processes (None or 1: this
-process; -1: every CPU). Each pair is solved alone, the same way in any process, and the
-pairs are gathered in their order, so the model is identical for any ``n_jobs``; each worker
-holds its pair's data and its own cache, so peak memory grows with the workers. The default
-is 1, as in scikit-learn: the machine may be shared, and with a BLAS that already uses every
-core, workers compete with it.
+``n_jobs`` spreads the one-vs-one pairs over that many worker processes (1: this process;
+-1: every CPU this process may run on). The default, None, chooses for the machine: one
+worker per CPU this process may run on (``os.sched_getaffinity``) when at least two pairs are
+solved one at a time and the largest has more than BATCH_MAX_N samples (a smaller pair takes
+a few ms, less than starting a worker; batched small pairs always run here); this process
+alone inside a daemonic process (a Dask worker), which may not fork. Each
+process fitting several pairs (this one or a worker) runs its BLAS on one thread: a
+product's rounding depends on the thread count, so the model is the same for every
+``n_jobs``, and the pairs, not BLAS threads, spread over the CPUs (beside other busy
+processes, single-threaded workers keep their share of the machine: benchmarks/svm_load.py).
+A two-class fit, one pair, uses the BLAS threads this process has. Each pair is solved
+alone, the same way in any process, and the pairs are gathered in their order, so the model
+is identical for any ``n_jobs`` (tested); each worker holds its pair's data and its own
+``cache_size``, so peak memory grows with the workers.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import time
 from collections import deque
@@ -52,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from kernelnet.blas import blas_threads, set_threads
 from kernelnet.estimator_base import (
     BaseEstimator,
     ClassifierMixin,
@@ -102,7 +112,8 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     of every solver but cvxopt (libsvm's KKT gap, 1e-3 by default); ``cache_size`` the MB
     of kernel values kept (kernel rows; the blocked solver's Gram blocks); ``working_set``
     the variables per outer step (auto and blocked); ``shrinking`` libsvm's shrinking (auto);
-    ``n_jobs`` worker processes for the pairs (auto; None is 1, -1 every CPU);
+    ``n_jobs`` worker processes for the pairs (auto; None chooses for the machine, 1 is
+    this process, -1 every CPU);
     ``fallback``, ``qp_options`` and ``support_tol`` as for
     :class:`~kernelnet.svm.dual.BinaryKernelSVM` (what to do when cvxopt fails, its
     options, the alpha above which a sample is a support vector, relative to C; auto keeps
@@ -244,10 +255,16 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         del groups  # the choice does not depend on the sizes
         return "workingset" if self.solver == "auto" else self.solver
 
-    def _workers(self, pairs: int) -> int:
+    def _workers(self, pairs: int, largest: int) -> int:
+        """Worker processes for ``pairs`` pairs solved one at a time, the largest of
+        ``largest`` samples (see the module docstring for None)."""
         if self.n_jobs is None:
-            return 1
-        wanted = (os.cpu_count() or 1) if self.n_jobs == -1 else int(self.n_jobs)
+            small = largest <= BATCH_MAX_N  # a few ms per pair: less than starting a worker
+            if pairs < 2 or small or multiprocessing.current_process().daemon:
+                return 1
+            wanted = usable_cpus()
+        else:
+            wanted = usable_cpus() if self.n_jobs == -1 else int(self.n_jobs)
         return max(1, min(wanted, pairs))
 
     def _fit_rows(
@@ -291,18 +308,25 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             # the pair's points alone (no float32 copy of the whole set is kept)
             return (kernel, _rows_as(X, index, row_dtype(self.tol)), y, costs, *settings)
 
-        workers = self._workers(len(tasks))
-        if workers == 1:
-            results = (_fit_pair_rows(arguments(task)) for task in tasks)
-            self._gather(X, tasks, kernel, results, progress)
+        workers = self._workers(len(tasks), largest)
+        if len(tasks) == 1:  # two classes: the BLAS threads this process has
+            self._gather(X, tasks, kernel, [_fit_pair_rows(arguments(tasks[0]))], progress)
             return
-        import multiprocessing
-
+        # Several pairs: one BLAS thread per process, here as in the workers. A product's
+        # rounding depends on the thread count, and the model must not depend on n_jobs;
+        # the pairs, not the threads, are what spreads over the CPUs.
+        if workers == 1:
+            with blas_threads(1):
+                results = (_fit_pair_rows(arguments(task)) for task in tasks)
+                self._gather(X, tasks, kernel, results, progress)
+            return
         # Forked, as the run's worker processes are: a spawned one would import the caller's
         # __main__ again (a script without an `if __name__ == "__main__"` guard would fit
         # itself recursively); OpenBLAS shuts its threads down across a fork.
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=set_threads, initargs=(1,)
+        ) as pool:
             results = _in_order(pool, (arguments(task) for task in tasks), 2 * workers)
             self._gather(X, tasks, kernel, results, progress)
 
@@ -485,19 +509,37 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         """The pairs share support vectors: keep their union once, with a (union, n_pairs)
         matrix of coefficients in libsvm's orientation (positive for the pair's first
         class) and the pairs' intercepts, so prediction evaluates the kernel once per
-        support vector (as libsvm does) and every pair in one matrix product."""
+        support vector (as libsvm does) and every pair in one matrix product.
+
+        The union is in order of first appearance through the pairs, a vector equal to an
+        earlier one (by its bytes) merged into it, so a fitted model and the same model
+        saved and loaded hold the same union. Memory: the rows of a fitted model's pairs
+        are read from the union they already share (never a copy per pair), and the bytes
+        that identify the vectors are dropped before the union is copied out, so building
+        it holds one copy of the support vectors besides the model's."""
+        sources = [_pair_source(m) for m in self.estimators_]
         position: dict[bytes, int] = {}  # a support vector's bytes -> its row in the union
-        rows, wheres = [], []
-        for m in self.estimators_:
-            where = []
-            for vector in m.support_vectors_:  # a pair of the union: a copy, freed after
-                key = vector.tobytes()
-                if key not in position:
-                    position[key] = len(rows)
-                    rows.append(vector.copy())
-                where.append(position[key])
-            wheres.append(np.asarray(where, dtype=np.intp))
-        union = np.array(rows).reshape(len(rows), self.n_features_in_)
+        firsts: list[tuple[int, int]] = []  # (pair, row in its source) of each union row
+        wheres = []
+        for k, (vectors, rows) in enumerate(sources):
+            where = np.empty(len(rows), dtype=np.intp)
+            for t, row in enumerate(rows):
+                slot = position.setdefault(vectors[row].tobytes(), len(position))
+                if slot == len(firsts):
+                    firsts.append((k, int(row)))
+                where[t] = slot
+            wheres.append(where)
+        del position
+        first_pair, first_row = np.array(firsts, dtype=np.intp).reshape(-1, 2).T
+        union = np.empty((len(firsts), self.n_features_in_), dtype=_union_dtype(sources))
+        if len({id(vectors) for vectors, _ in sources}) == 1:  # a fitted model's shared union
+            # mode="clip" (every row is valid): with mode="raise" take buffers out, a copy
+            np.take(sources[0][0], first_row, axis=0, out=union, mode="clip")
+        else:
+            for k, (vectors, _) in enumerate(sources):
+                at = np.flatnonzero(first_pair == k)
+                union[at] = vectors[first_row[at]]
+        del sources
         coef = np.zeros((len(union), len(self.estimators_)))
         for column, (m, where) in enumerate(zip(self.estimators_, wheres)):
             np.add.at(coef[:, column], where, -m.dual_coef_)
@@ -547,6 +589,15 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(votes, axis=1)]  # first maximum: the lower index
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as a container or taskset
+    limits it), not every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _fit_pair_rows(arguments: tuple) -> tuple[Any, float]:
     """One pair by :func:`~kernelnet.svm.workingset.fit_binary` (a module-level function: a
     worker process runs it) and its seconds."""
@@ -566,6 +617,18 @@ def _in_order(pool: ProcessPoolExecutor, arguments, window: int):
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def _pair_source(m: BinaryKernelSVM) -> tuple[np.ndarray, np.ndarray]:
+    """(array, rows) holding a pair's support vectors: a fitted pair's shared union and its
+    rows of it, or a loaded pair's own vectors."""
+    if isinstance(m, _PairOfUnion):
+        return m.union_, m.union_rows_
+    return m.support_vectors_, np.arange(len(m.support_vectors_))
+
+
+def _union_dtype(sources: list[tuple[np.ndarray, np.ndarray]]) -> np.dtype:
+    return np.result_type(*[vectors.dtype for vectors, _ in sources]) if sources else np.float64
 
 
 class _PairOfUnion(BinaryKernelSVM):

@@ -25,7 +25,8 @@ import numpy as np
 
 from kernelnet.kernels import Kernel
 
-# Rows computed by one BLAS product at most: bounds the temporary besides the cache.
+# Rows computed by one BLAS product at most: the one temporary besides the cache (a block of
+# ROWS_PER_PRODUCT rows of n values is alive while it is copied into the slab).
 ROWS_PER_PRODUCT = 256
 
 
@@ -177,6 +178,7 @@ class RowCache:
                 self.slab[where] = values
             else:
                 self.slab[np.ix_(where, active)] = values
+            del values  # one block besides the slab at a time, never two
         return found
 
     def drop_partial(self) -> int:

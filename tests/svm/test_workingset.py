@@ -202,6 +202,29 @@ def test_n_jobs_1_and_2_give_identical_models(monkeypatch):
     np.testing.assert_array_equal(one.decision_function(X), two.decision_function(X))
 
 
+def test_the_default_workers_give_the_model_one_process_with_threaded_blas_gives(
+    monkeypatch,
+):
+    """n_jobs=None on a 2-CPU machine: two forked workers with one BLAS thread each; the
+    same fit in this process with two BLAS threads: identical models (784-feature rows, so
+    the products are large enough for BLAS to split them)."""
+    from kernelnet.blas import blas_threads
+
+    monkeypatch.setattr(estimator, "BATCH_MAX_N", 0)  # every pair by the per-pair path
+    monkeypatch.setattr(estimator, "usable_cpus", lambda: 2)
+    data = mnist_split(1500, 0, 100, normalize="scale")
+    X, y = data.X_train, data.y_train % 3  # three classes, three pairs of ~1000
+    with blas_threads(2):
+        here = KernelSVM(C=10, gamma=0.05, working_set=128, n_jobs=1).fit(X, y)
+        spread = KernelSVM(C=10, gamma=0.05, working_set=128)
+        assert spread._workers(3, 1000) == 2
+        spread.fit(X, y)
+    for a, b in zip(here.estimators_, spread.estimators_):
+        np.testing.assert_array_equal(a.support_, b.support_)
+        np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+        assert a.bias_ == b.bias_
+
+
 def test_a_cache_smaller_than_a_row_is_refused_in_one_line():
     X = np.random.default_rng(0).normal(size=(3000, 4))
     y = (X[:, 0] > 0).astype(int)
@@ -239,14 +262,30 @@ def test_pairs_in_a_batch_do_not_change_each_others_answer():
 
 
 def test_n_jobs_says_how_many_processes_fit_the_pairs(monkeypatch):
-    """None and 1 fit in this process; N asks for N (never more than there are pairs); -1
-    for every CPU."""
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert KernelSVM(n_jobs=None)._workers(45) == 1
-    assert KernelSVM(n_jobs=1)._workers(45) == 1
-    assert KernelSVM(n_jobs=3)._workers(45) == 3
-    assert KernelSVM(n_jobs=3)._workers(2) == 2
-    assert KernelSVM(n_jobs=-1)._workers(45) == 8
+    """1 fits in this process; N asks for N (never more than there are pairs); -1 for every
+    CPU this process may run on; None for one per such CPU when there are two or more pairs
+    larger than a batch, else this process (and always this process in a daemonic one)."""
+    monkeypatch.setattr(estimator, "usable_cpus", lambda: 8)
+    big, small = estimator.BATCH_MAX_N + 1, estimator.BATCH_MAX_N
+    assert KernelSVM(n_jobs=1)._workers(45, big) == 1
+    assert KernelSVM(n_jobs=3)._workers(45, big) == 3
+    assert KernelSVM(n_jobs=3)._workers(2, big) == 2
+    assert KernelSVM(n_jobs=-1)._workers(45, big) == 8
+    assert KernelSVM(n_jobs=-1)._workers(45, small) == 8  # asked for: obeyed
+    assert KernelSVM(n_jobs=None)._workers(45, big) == 8
+    assert KernelSVM(n_jobs=None)._workers(3, big) == 3
+    assert KernelSVM(n_jobs=None)._workers(1, big) == 1  # two classes: one pair
+    assert KernelSVM(n_jobs=None)._workers(45, small) == 1  # cheaper than a worker
+    monkeypatch.setattr(estimator.multiprocessing.current_process(), "daemon", True)
+    assert KernelSVM(n_jobs=None)._workers(45, big) == 1  # a daemon may not fork
+
+
+def test_usable_cpus_follow_the_affinity_mask():
+    """The CPUs this process may run on, which a container or taskset can make fewer than
+    the machine's."""
+    import os
+
+    assert estimator.usable_cpus() == len(os.sched_getaffinity(0))
 
 
 def test_n_jobs_works_from_a_script_without_a_main_guard(tmp_path):
