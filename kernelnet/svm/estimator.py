@@ -33,17 +33,17 @@ earlier solvers, kept by their names.
 
 ``n_jobs`` spreads the one-vs-one pairs over that many worker processes (1: this process;
 -1: every CPU this process may run on). The default, None, chooses for the machine: one
-worker per CPU this process may run on (``os.sched_getaffinity``) when at least two pairs are
-solved one at a time and the largest has more than BATCH_MAX_N samples (a smaller pair takes
-a few ms, less than starting a worker; batched small pairs always run here); this process
-alone inside a daemonic process (a Dask worker), which may not fork. Each
-process fitting several pairs (this one or a worker) runs its BLAS on one thread: a
-product's rounding depends on the thread count, so the model is the same for every
-``n_jobs``, and the pairs, not BLAS threads, spread over the CPUs (beside other busy
-processes, single-threaded workers keep their share of the machine: benchmarks/svm_load.py).
-A two-class fit, one pair, uses the BLAS threads this process has. Each pair is solved
-alone, the same way in any process, and the pairs are gathered in their order, so the model
-is identical for any ``n_jobs`` (tested); each worker holds its pair's data and its own
+worker per CPU this process may run on (``os.sched_getaffinity``) when at least two pairs
+are solved one at a time and the largest has more than BATCH_MAX_N samples (a smaller pair
+takes a few ms, less than starting a worker; batched small pairs always run here); this
+process alone inside a daemonic process (a Dask worker), which may not fork. Each process
+computes kernel rows on one BLAS thread, in chunks of rows spread over its share of the CPUs
+by threads of its own (:mod:`kernelnet.svm.row_cache`): a row's values then depend only on
+its chunk, so the model is the same for every ``n_jobs`` and every machine load (tested),
+and beside other busy processes the fit keeps its share of the machine, where OpenBLAS's own
+threads, waiting on each other, lose it (benchmarks/svm_load.py). Each pair is solved alone,
+the same way in any process, and the pairs are gathered in their order, so the model is
+identical for any ``n_jobs`` (tested); each worker holds its pair's data and its own
 ``cache_size``, so peak memory grows with the workers.
 """
 
@@ -301,20 +301,19 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             points = np.ascontiguousarray(X, dtype=row_dtype(self.tol))
             self._fit_small(X, points, groups, tasks, kernel, cache_bytes, progress)
             return
-        settings = (self.tol, self.working_set, self.cache_size, self.shrinking)
+        workers = self._workers(len(tasks), largest)
+        # Every process computes kernel rows on one BLAS thread, in chunks spread over its
+        # share of the CPUs by threads of its own (kernelnet.svm.row_cache.CHUNK_ROWS): a
+        # row's values depend on the rows computed with it, never on the thread count, so
+        # the model is the same for any n_jobs and any machine load.
+        threads = max(1, usable_cpus() // workers)
+        settings = (self.tol, self.working_set, self.cache_size, self.shrinking, threads)
 
         def arguments(task):
             index, y, costs = task
             # the pair's points alone (no float32 copy of the whole set is kept)
             return (kernel, _rows_as(X, index, row_dtype(self.tol)), y, costs, *settings)
 
-        workers = self._workers(len(tasks), largest)
-        if len(tasks) == 1:  # two classes: the BLAS threads this process has
-            self._gather(X, tasks, kernel, [_fit_pair_rows(arguments(tasks[0]))], progress)
-            return
-        # Several pairs: one BLAS thread per process, here as in the workers. A product's
-        # rounding depends on the thread count, and the model must not depend on n_jobs;
-        # the pairs, not the threads, are what spreads over the CPUs.
         if workers == 1:
             with blas_threads(1):
                 results = (_fit_pair_rows(arguments(task)) for task in tasks)

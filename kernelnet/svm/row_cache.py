@@ -20,6 +20,7 @@ rows held, ``peak_bytes`` its maximum: never more than ``capacity`` rows.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,16 +29,26 @@ from kernelnet.kernels import Kernel
 # Rows computed by one BLAS product at most: the one temporary besides the cache (a block of
 # ROWS_PER_PRODUCT rows of n values is alive while it is copied into the slab).
 ROWS_PER_PRODUCT = 256
+# A block's rows are computed CHUNK_ROWS at a time, each chunk one single-threaded product,
+# the chunks spread over ``threads`` Python threads (NumPy releases the GIL in BLAS and in
+# the kernel's elementwise map). Measured here: a product's rounding depends on the rows
+# computed with it and on BLAS's thread count, so a row's values depend only on its chunk,
+# never on how many threads ran the chunks; and beside busy processes, threads that each
+# wait for their own chunk keep their share of the CPUs where OpenBLAS's threads, which spin
+# at a barrier for each other, lose it (benchmarks/svm_load.py).
+CHUNK_ROWS = 128
 
 
 class RowKernel:
     """K[rows, cols] for the points ``X`` (n, d) under ``kernel`` in ``dtype``.
 
     linear, poly, sigmoid and rbf (kernelnet's kernels, read from ``kernel.name`` and their
-    parameters) are evaluated from one product; any other callable is called as
-    ``kernel(X[rows], X[cols])``."""
+    parameters) are evaluated from products of CHUNK_ROWS rows, spread over ``threads``
+    threads (the caller runs BLAS on one thread: :func:`kernelnet.blas.blas_threads`); any
+    other callable is called as ``kernel(X[rows], X[cols])``. ``close`` stops the threads
+    (a RowKernel is also a context manager)."""
 
-    def __init__(self, kernel: Kernel, X: np.ndarray, dtype: type = np.float32):
+    def __init__(self, kernel: Kernel, X: np.ndarray, dtype: type = np.float32, threads: int = 1):
         self.kernel = kernel
         self.dtype = np.dtype(dtype)
         self.X = np.ascontiguousarray(X, dtype=self.dtype)
@@ -45,6 +56,19 @@ class RowKernel:
         self.name = getattr(kernel, "name", None)
         self.sq = np.einsum("ij,ij->i", self.X, self.X)  # ||x_i||^2 in dtype
         self.products = 0  # kernel values computed
+        self.threads = max(1, int(threads))
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> RowKernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _from_dot(self, dot: np.ndarray, rows: np.ndarray, cols: np.ndarray | None) -> None:
         """Map X[rows] @ X[cols]' to kernel values in place."""
@@ -78,11 +102,25 @@ class RowKernel:
         """(len(rows), len(cols)) kernel values (cols None: all n columns)."""
         rows = np.asarray(rows, dtype=np.intp)
         Y = self.X if cols is None else self.X[cols]
-        if self.name in ("linear", "poly", "sigmoid", "rbf"):
-            values = self.X[rows] @ Y.T
-            self._from_dot(values, rows, cols)
-        else:
+        if self.name not in ("linear", "poly", "sigmoid", "rbf"):
             values = np.asarray(self.kernel(self.X[rows], Y), dtype=self.dtype)
+            self.products += values.size
+            return values
+        values = np.empty((len(rows), len(Y)), dtype=self.dtype)
+
+        def chunk(start: int) -> None:
+            part = slice(start, min(start + CHUNK_ROWS, len(rows)))
+            np.matmul(self.X[rows[part]], Y.T, out=values[part])
+            self._from_dot(values[part], rows[part], cols)
+
+        starts = range(0, len(rows), CHUNK_ROWS)
+        if self.threads > 1 and len(starts) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kernel-rows")
+            list(self._pool.map(chunk, starts))  # list: a chunk's exception is raised here
+        else:
+            for start in starts:
+                chunk(start)
         self.products += values.size
         return values
 

@@ -415,10 +415,12 @@ def fit_binary(
     working_set: int,
     cache_mb: float,
     shrinking: bool,
+    threads: int = 1,
 ) -> PairFit:
-    """Solve one binary SVM on ``X`` (n, d), ``y`` (n,) in {-1, +1}, bounds ``costs``."""
-    rk = RowKernel(kernel, X, row_dtype(tol))
-    result = solve_rows(rk, y, costs, tol, working_set, cache_mb, shrinking)
+    """Solve one binary SVM on ``X`` (n, d), ``y`` (n,) in {-1, +1}, bounds ``costs``,
+    its kernel rows computed on ``threads`` threads (the same values for any number)."""
+    with RowKernel(kernel, X, row_dtype(tol), threads) as rk:
+        result = solve_rows(rk, y, costs, tol, working_set, cache_mb, shrinking)
     support = np.flatnonzero(result.alpha > 0)
     return PairFit(support, result.alpha[support] * y[support], -result.rho, result)
 

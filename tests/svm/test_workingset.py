@@ -225,6 +225,47 @@ def test_the_default_workers_give_the_model_one_process_with_threaded_blas_gives
         assert a.bias_ == b.bias_
 
 
+def test_kernel_rows_are_the_same_on_any_number_of_threads():
+    """A block's chunks computed on 1, 2 or 3 threads (BLAS on one): identical values,
+    equal to each chunk computed alone, and close to the float64 kernel."""
+    from kernelnet.blas import blas_threads
+    from kernelnet.svm.row_cache import CHUNK_ROWS
+
+    data = mnist_split(3000, 0, 100, normalize="scale")
+    kernel = make_kernel("rbf", gamma=0.05)
+    rows = np.arange(0, 3000, 7)[: 2 * CHUNK_ROWS + 5]  # two whole chunks and a remainder
+    with blas_threads(1):
+        blocks = []
+        for threads in (1, 2, 3):
+            with RowKernel(kernel, data.X_train, threads=threads) as rk:
+                blocks.append(rk.block(rows))
+        alone = RowKernel(kernel, data.X_train)
+        chunks = [alone.block(rows[s : s + CHUNK_ROWS]) for s in range(0, len(rows), CHUNK_ROWS)]
+    for block in blocks[1:]:
+        np.testing.assert_array_equal(block, blocks[0])
+    np.testing.assert_array_equal(np.concatenate(chunks), blocks[0])
+    exact = kernel(data.X_train[rows], data.X_train)
+    np.testing.assert_allclose(blocks[0], exact, atol=1e-5)
+
+
+def test_a_two_class_model_does_not_depend_on_the_blas_threads_or_the_cpus(monkeypatch):
+    """The caller's BLAS on 1 or 2 threads, 1 or 2 CPUs for the row chunks: one model."""
+    from kernelnet.blas import blas_threads
+
+    data = mnist_split(2500, 0, 100, normalize="scale")
+    X, y = data.X_train, data.y_train % 2  # one pair of 2,500: the per-pair path
+    models = []
+    for threads, cpus in ((1, 1), (2, 2), (2, 1)):
+        monkeypatch.setattr(estimator, "usable_cpus", lambda cpus=cpus: cpus)
+        with blas_threads(threads):
+            models.append(KernelSVM(C=10, gamma=0.05, working_set=256).fit(X, y))
+    for other in models[1:]:
+        a, b = models[0].estimators_[0], other.estimators_[0]
+        np.testing.assert_array_equal(a.support_, b.support_)
+        np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+        assert a.bias_ == b.bias_
+
+
 def test_a_cache_smaller_than_a_row_is_refused_in_one_line():
     X = np.random.default_rng(0).normal(size=(3000, 4))
     y = (X[:, 0] > 0).astype(int)
