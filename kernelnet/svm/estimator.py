@@ -363,7 +363,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         results = []
         for batch in batches:
             started = time.perf_counter()
-            fits = fit_batch(kernel, points, batch, self.tol, shared)
+            fits = fit_batch(kernel, points, batch, self.tol, shared, self.shrinking)
             seconds = (time.perf_counter() - started) / len(batch)
             results.extend((fit, seconds) for fit in fits)
         self._gather(X, tasks, kernel, results, progress)
