@@ -17,13 +17,16 @@ runs oneDAL's fits; when it cannot be created or does not import, oneDAL is skip
 one line. Each problem's arrays are written once to a scratch folder and every solver's
 child process loads the same files.
 
-Each fit runs in its own child process; its peak memory is the child's ru_maxrss, shown
-with what the process held before the fit (interpreter, libraries, data), so fit memory =
-peak - before. Agreement: the fraction of test predictions identical to libsvm's.
-``--threads N`` sets the BLAS threads of every child (oneDAL's: daal4py.daalinit; default:
-the environment's). Fit time
-is wall time on a machine that may be shared: the solvers of one problem run one after the
-other, so their ratios are measured side by side.
+Each fit runs in its own child process; its peak memory is the child's ru_maxrss, shown with
+what the process held before the fit (interpreter, libraries, data), so fit memory = peak -
+before; "worker MB" is the largest peak of the processes the fit started (KernelSVM's
+``n_jobs`` workers, one per CPU by default when there are several large pairs; 0: none),
+each of which also holds its own ``cache_size`` (a forked worker's peak counts the pages it
+shares with the fitting process too, so it overstates what the worker adds). Agreement: the
+fraction of test predictions identical to libsvm's. ``--threads N`` sets the BLAS threads of
+every child (oneDAL's: daal4py.daalinit; default: the environment's). Fit time is wall time
+on a machine that may be shared: the solvers of one problem run one after the other, so
+their ratios are measured side by side.
 
 The floor: the kernel rows the solution needs, n_SV x n x features multiply-adds summed
 over the one-vs-one pairs (kernelnet's support vectors; each pair's n), at this process's
@@ -87,6 +90,8 @@ np.save(out, predicted)
 result = {"fit": fit, "predict": predict, "n_train": len(X_train), "n_test": len(X_test),
           "accuracy": float(np.mean(predicted == y_test)), "before_mb": before,
           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          # the largest worker process's peak (KernelSVM's n_jobs workers; 0: none)
+          "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
           "n_sv": int(len(model.support_vectors_))}
 if which == "kernelnet":  # the rows the solution needs: each pair's n_SV x n_pair x d
     result["floor_madds"] = float(sum(len(m.support_) * len(m.alpha_) for m in
@@ -325,6 +330,7 @@ def main() -> None:
         "predict s",
         "peak MB",
         "before MB",
+        "worker MB",
     ):
         table.add_column(column, justify="right" if column != "solver" else "left")
     for column in ("accuracy", "same as libsvm", "libsvm / fit", "oneDAL / fit", "floor s"):
@@ -366,6 +372,7 @@ def main() -> None:
                     f"{r['predict']:.2f}",
                     f"{r['peak_mb']:,.0f}",
                     f"{r['before_mb']:,.0f}",
+                    f"{r.get('worker_peak_mb', 0):,.0f}",
                     f"{100 * r['accuracy']:.2f}%",
                     same,
                     speedup(results, "libsvm", r["fit"]),

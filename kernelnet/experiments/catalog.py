@@ -200,9 +200,9 @@ Example:  kernelnet mlp --set data.dataset=my_data.csv --set model.hidden=[128]"
         "The MNIST page's table of test errors, reproduced: k-NN, linear, RBF SVM, MLPs.",
         """\
 One cell per method on the standard split: k-NN (Euclidean, k chosen on validation), a
-linear classifier (softmax regression), the RBF kernel SVM (one-vs-one, kernelnet's
-blocked solver: float32 Gram blocks shared by the pairs, working-set decomposition,
-libsvm's 1e-3 stopping rule), 2-layer networks with 300 and 1000 hidden units, 3-layer
+linear classifier (softmax regression), the RBF kernel SVM (KernelSVM with its defaults:
+one-vs-one, working-set decomposition over kernel rows in a bounded cache, libsvm's 1e-3
+stopping rule), 2-layer networks with 300 and 1000 hidden units, 3-layer
 300+100, and 800 units with cross-entropy. Each row shows its test error beside the
 published one, its fit time and settings; a figure puts measured against published.
 The shipped config trains on the first 10,000 images; data.train_size=55000 gives the

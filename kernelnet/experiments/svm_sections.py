@@ -28,14 +28,18 @@ class SolverSection:
     name: str = param(
         "cvxopt",
         choices=SOLVERS,
-        help="cvxopt (interior point), smo (libsvm's method), or auto (cvxopt up to n = 1000)",
+        help="cvxopt (interior point), smo (libsvm's method), or auto (KernelSVM's working-set "
+        "solver where the experiment fits a KernelSVM; for a two-class dual SVM, cvxopt up to "
+        "n = 1000 and SMO beyond)",
     )
     fallback: str = param(
         "smo",
         choices=FALLBACKS,
         help="when cvxopt fails twice (e.g. indefinite Gram): smo, or none to fail the cell",
     )
-    smo_tol: float = param(1e-9, gt=0, help="SMO stops when the KKT violation is below this")
+    smo_tol: float = param(
+        1e-9, gt=0, help="SMO and the working-set solver stop when the KKT violation is below this"
+    )
     abstol: float = param(1e-10, gt=0)
     reltol: float = param(1e-10, gt=0)
     feastol: float = param(1e-10, gt=0)
