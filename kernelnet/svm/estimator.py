@@ -299,7 +299,8 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         batched = len(tasks) >= BATCH_MIN_PAIRS and largest <= BATCH_MAX_N
         if batched and batch_bytes([largest], itemsize) <= cache_bytes / 2:
             points = np.ascontiguousarray(X, dtype=row_dtype(self.tol))
-            self._fit_small(X, points, groups, tasks, kernel, cache_bytes, progress)
+            with blas_threads(1):  # as every fit's rows (below): the same on any machine
+                self._fit_small(X, points, groups, tasks, kernel, cache_bytes, progress)
             return
         workers = self._workers(len(tasks), largest)
         # Every process computes kernel rows on one BLAS thread, in chunks spread over its
@@ -344,11 +345,11 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
             position = np.empty(len(points), dtype=np.intp)
             position[order] = np.arange(len(points))
             sorted_points = points[order]
-            rows = RowKernel(kernel, sorted_points, dtype)
             shared = np.empty((len(points), len(points)), dtype=dtype)
-            for s in range(0, len(points), ROWS_PER_PRODUCT):
-                part = np.arange(s, min(s + ROWS_PER_PRODUCT, len(points)))
-                shared[part] = rows.block(part)
+            with RowKernel(kernel, sorted_points, dtype, usable_cpus()) as rows:
+                for s in range(0, len(points), ROWS_PER_PRODUCT):
+                    part = np.arange(s, min(s + ROWS_PER_PRODUCT, len(points)))
+                    shared[part] = rows.block(part)
             del rows, sorted_points  # the sorted copy of the points is no longer needed
             cache_bytes -= shared.nbytes
             problems = [(position[index], y, costs) for index, y, costs in tasks]
