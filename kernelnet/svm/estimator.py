@@ -518,27 +518,10 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         that identify the vectors are dropped before the union is copied out, so building
         it holds one copy of the support vectors besides the model's."""
         sources = [_pair_source(m) for m in self.estimators_]
-        position: dict[bytes, int] = {}  # a support vector's bytes -> its row in the union
-        firsts: list[tuple[int, int]] = []  # (pair, row in its source) of each union row
-        wheres = []
-        for k, (vectors, rows) in enumerate(sources):
-            where = np.empty(len(rows), dtype=np.intp)
-            for t, row in enumerate(rows):
-                slot = position.setdefault(vectors[row].tobytes(), len(position))
-                if slot == len(firsts):
-                    firsts.append((k, int(row)))
-                where[t] = slot
-            wheres.append(where)
-        del position
-        first_pair, first_row = np.array(firsts, dtype=np.intp).reshape(-1, 2).T
-        union = np.empty((len(firsts), self.n_features_in_), dtype=_union_dtype(sources))
         if len({id(vectors) for vectors, _ in sources}) == 1:  # a fitted model's shared union
-            # mode="clip" (every row is valid): with mode="raise" take buffers out, a copy
-            np.take(sources[0][0], first_row, axis=0, out=union, mode="clip")
+            union, wheres = _union_of_shared(sources[0][0], [rows for _, rows in sources])
         else:
-            for k, (vectors, _) in enumerate(sources):
-                at = np.flatnonzero(first_pair == k)
-                union[at] = vectors[first_row[at]]
+            union, wheres = _union_of_copies(sources, self.n_features_in_)
         del sources
         coef = np.zeros((len(union), len(self.estimators_)))
         for column, (m, where) in enumerate(zip(self.estimators_, wheres)):
@@ -627,8 +610,50 @@ def _pair_source(m: BinaryKernelSVM) -> tuple[np.ndarray, np.ndarray]:
     return m.support_vectors_, np.arange(len(m.support_vectors_))
 
 
-def _union_dtype(sources: list[tuple[np.ndarray, np.ndarray]]) -> np.dtype:
-    return np.result_type(*[vectors.dtype for vectors, _ in sources]) if sources else np.float64
+def _union_of_shared(vectors: np.ndarray, pair_rows: list[np.ndarray]):
+    """(union, each pair's rows of it) for pairs whose support vectors are ``pair_rows`` of
+    one array: its rows in order of first appearance through the pairs, a row equal to an
+    earlier one (by its bytes) merged into it. A row is hashed once however many pairs it
+    serves (a fitted 10-class model's rows serve up to nine)."""
+    every = np.concatenate(pair_rows) if pair_rows else np.empty(0, dtype=np.intp)
+    distinct, first_at = np.unique(every, return_index=True)
+    slot_of_row = np.empty(len(vectors), dtype=np.intp)
+    position: dict[bytes, int] = {}  # a support vector's bytes -> its row in the union
+    keep = []
+    for row in distinct[np.argsort(first_at, kind="stable")]:
+        slot = position.setdefault(vectors[row].tobytes(), len(position))
+        if slot == len(keep):
+            keep.append(row)
+        slot_of_row[row] = slot
+    del position  # before the union is copied out: one copy besides the model's at a time
+    union = np.empty((len(keep), vectors.shape[1]), dtype=vectors.dtype)
+    # mode="clip" (every row is valid): with mode="raise" take buffers out, a copy
+    np.take(vectors, np.asarray(keep, dtype=np.intp), axis=0, out=union, mode="clip")
+    return union, [slot_of_row[rows] for rows in pair_rows]
+
+
+def _union_of_copies(sources: list[tuple[np.ndarray, np.ndarray]], n_features: int):
+    """(union, each pair's rows of it) for pairs that hold their own support vectors (a
+    loaded model): in order of first appearance, equal vectors (by their bytes) merged."""
+    position: dict[bytes, int] = {}
+    firsts: list[tuple[int, int]] = []  # (pair, row in its source) of each union row
+    wheres = []
+    for k, (vectors, rows) in enumerate(sources):
+        where = np.empty(len(rows), dtype=np.intp)
+        for t, row in enumerate(rows):
+            slot = position.setdefault(vectors[row].tobytes(), len(position))
+            if slot == len(firsts):
+                firsts.append((k, int(row)))
+            where[t] = slot
+        wheres.append(where)
+    del position
+    first_pair, first_row = np.array(firsts, dtype=np.intp).reshape(-1, 2).T
+    dtype = np.result_type(*[vectors.dtype for vectors, _ in sources]) if sources else float
+    union = np.empty((len(firsts), n_features), dtype=dtype)
+    for k, (vectors, _) in enumerate(sources):
+        at = np.flatnonzero(first_pair == k)
+        union[at] = vectors[first_row[at]]
+    return union, wheres
 
 
 class _PairOfUnion(BinaryKernelSVM):

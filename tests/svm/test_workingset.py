@@ -266,6 +266,20 @@ def test_a_two_class_model_does_not_depend_on_the_blas_threads_or_the_cpus(monke
         assert a.bias_ == b.bias_
 
 
+def test_a_fitted_models_union_is_the_union_its_saved_state_loads():
+    """The union of support vectors built from a fitted model's shared rows equals the one a
+    loaded model builds from each pair's own copies: same vectors, same order, duplicates
+    (iris has equal samples; here every sample is also given twice) merged the same way."""
+    X, y = load_iris(return_X_y=True)
+    X, y = np.vstack([X, X[::-1]]), np.concatenate([y, y[::-1]])
+    fitted = KernelSVM(C=10.0, gamma=0.5).fit(X, y)
+    loaded = KernelSVM(C=10.0, gamma=0.5)
+    loaded._set_state(fitted._state())
+    assert len(np.unique(fitted.support_vectors_, axis=0)) == len(fitted.support_vectors_)
+    np.testing.assert_array_equal(fitted.support_vectors_, loaded.support_vectors_)
+    np.testing.assert_array_equal(fitted.decision_function(X), loaded.decision_function(X))
+
+
 def test_a_cache_smaller_than_a_row_is_refused_in_one_line():
     X = np.random.default_rng(0).normal(size=(3000, 4))
     y = (X[:, 0] > 0).astype(int)
