@@ -27,8 +27,10 @@ time by the outer loop over kernel rows (:func:`~kernelnet.svm.workingset.fit_bi
 size sends a problem to cvxopt: measured per fit, cvxopt was slower at every size tried
 (60 two-class points: 11.4 ms against 1.6 ms; iris: 32 ms against 11.5 ms; digits: 3.7 s
 against 0.1 s). Peak memory: the data (and, for the batched form, a float32 copy of it; for
-the other, one pair's float32 copy), the model (every support vector once) and
-``cache_size``, per process. ``solver="cvxopt"``, ``"smo"`` and ``"blocked"`` are the
+the other, one pair's float32 copy and one block of ROWS_PER_PRODUCT kernel rows being
+computed), the model (every support vector once; one more copy while it is put together),
+about 150 bytes per sample and ``cache_size``, per process (tests/svm/test_memory_bound.py).
+``solver="cvxopt"``, ``"smo"`` and ``"blocked"`` are the
 earlier solvers, kept by their names.
 
 ``n_jobs`` spreads the one-vs-one pairs over that many worker processes (1: this process;
