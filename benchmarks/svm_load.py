@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from svm_sizes import RESULTS, measure, onedal_python, problem_data
+from svm_sizes import ONEDAL_VENV, RESULTS, measure, onedal_python, problem_data
 
 HOG = "while True:\n    pass\n"
 PROBLEMS = {
@@ -57,8 +57,7 @@ def main() -> int:
     args = parser.parse_args()
     pythons = {"kernelnet": sys.executable, "libsvm": sys.executable}
     if "oneDAL" in args.solvers:
-        venv = Path.home() / ".cache" / "kernelnet-bench" / "onedal-venv"
-        python = onedal_python(venv, print)
+        python = onedal_python(ONEDAL_VENV, print)
         if python is None:
             args.solvers.remove("oneDAL")
         else:

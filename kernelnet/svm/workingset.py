@@ -326,8 +326,9 @@ def solve_rows(
             continue
         if shrinking and since_shrink >= min(n, SHRINK_EVERY):
             since_shrink = 0
-            at_bound = (alpha[active] >= costs[active]) | (alpha[active] <= 0)
-            leave = at_bound & ((low & ~up & (score > m_value)) | (up & ~low & (score < M_value)))
+            # libsvm's be_shrunk, the rule the batched solver applies (every variable here is
+            # on a side: costs > 0; a free one, on both, always stays)
+            leave = ~_kept(np.where(up, score, -np.inf), np.where(low, -score, -np.inf))
             if leave.any():
                 is_active[active[leave]] = False
                 active = active[~leave]
